@@ -123,7 +123,7 @@ def _not_a_runtime(rt: object) -> InvalidArgument:
 
 
 def _is_cell_type(hint: Any) -> bool:
-    if isinstance(hint, typing.NewType):  # (refused: see _check_convertible)
+    if isinstance(hint, typing.NewType):  # (a Cell field if of Cell: see _is_plain_cell_type)
         return _is_cell_type(hint.__supertype__)
     if typing.get_origin(hint) is typing.Annotated:
         return _is_cell_type(hint.__origin__)
@@ -135,8 +135,13 @@ def _is_cell_type(hint: Any) -> bool:
 
 
 def _is_plain_cell_type(hint: Any) -> bool:
-    """``Cell`` or ``Cell | None`` exactly: a field whose value is a cell or ``None``."""
-    return one_type(hint) is Cell
+    """``Cell`` or ``Cell | None`` exactly: a field whose value is a cell or ``None``. A
+    NewType of ``Cell`` (``Author = NewType("Author", sc.Cell)``) is ``Cell`` itself at run
+    time: an ``Author`` or ``Author | None`` field is one too."""
+    hint = one_type(hint)
+    while isinstance(hint, typing.NewType):
+        hint = hint.__supertype__
+    return hint is Cell
 
 
 def _class_of(row: type) -> type:
@@ -351,9 +356,15 @@ def _check_convertible(row: type, hints: dict[str, Any]) -> None:
         ) from exc
     for name, hint in hints.items():
         if _is_cell_type(hint) and not _is_plain_cell_type(hint):
+            alias = one_type(hint)
+            if isinstance(alias, typing.NewType):
+                base = _shown_type(alias.__supertype__)
+                alias_note = f" ({alias.__name__} is a NewType of {base})"
+            else:
+                alias_note = ""
             raise InvalidArgument(
-                f"row={row.__name__}: field {name!r} is typed {_shown_type(hint)}, but a link "
-                "column's value reads back as a plain cell (R43), whatever it names — a "
+                f"row={row.__name__}: field {name!r} is typed {_shown_type(hint)}{alias_note}, "
+                "but a link column's value reads back as a plain cell (R43), whatever it names — a "
                 "database handle too: type the field sc.Cell or sc.Cell | None"
             )
         if not _is_cell_type(hint) and _nests_cell(hint):

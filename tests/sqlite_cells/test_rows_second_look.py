@@ -536,14 +536,15 @@ def test_a_cell_inside_another_type_is_refused_at_the_call(db: sc.SqliteDb, kind
 
 
 _Author = NewType("_Author", sc.Cell)
+_Handle = NewType("_Handle", sc.SqliteDb)
+_Of = NewType("_Of", _Author)  # (a NewType of a NewType of Cell)
 
 
-@pytest.mark.parametrize("kind", [sc.SqliteDb, sc.SqliteDb | None, _Author, _Author | None])
+@pytest.mark.parametrize("kind", [sc.SqliteDb, sc.SqliteDb | None, _Handle, _Handle | None])
 def test_a_field_typed_as_a_kind_of_cell_is_refused_at_the_call(db: sc.SqliteDb, kind: Any) -> None:
     """A link column reads back as a plain `Cell` (R43), whatever it names: a field typed
     `sc.SqliteDb` was taken for a link field and then failed every result — a NULL too, with
-    a message naming the decoder's private placeholder. A NewType of `Cell` was not taken for
-    one, and failed every result "Expected 'Cell', got 'str'"."""
+    a message naming the decoder's private placeholder. A NewType of one is named as such."""
     row = msgspec.defstruct("Handles", [("who", kind)])
     for call in (
         lambda: db.read("SELECT who_cf_link AS who FROM t", row=row),
@@ -554,6 +555,38 @@ def test_a_field_typed_as_a_kind_of_cell_is_refused_at_the_call(db: sc.SqliteDb,
         assert type(info.value).__name__ == "InvalidArgument"
         assert "field 'who' is typed " in str(info.value)
         assert "type the field sc.Cell or sc.Cell | None" in str(info.value)
+        if kind in (_Handle, _Handle | None):
+            assert "(_Handle is a NewType of SqliteDb)" in str(info.value)
+
+
+@pytest.mark.parametrize("kind", [_Author, _Author | None, _Of | None])
+@pytest.mark.parametrize("record", ["struct", "dataclass"])
+def test_a_field_typed_as_a_newtype_of_cell_is_a_link_field(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, kind: Any, record: str
+) -> None:
+    """R43: a NewType of `Cell` is `Cell` at run time, so a field typed with it is a link
+    field as `sc.Cell` is — a link decodes to its cell, NULL and text that is not a link to
+    None — on reads and live queries. It was refused at the call, as a kind of cell that
+    is not one, with a message calling the field `Optional[_Author]` and naming database
+    handles."""
+    fields = [("id", int), ("who", kind)]
+    if record == "struct":
+        row: Any = msgspec.defstruct("ByAuthor", fields)
+    else:
+        row = dataclasses.make_dataclass("ByAuthor", fields)
+    sql = (
+        "SELECT id, who_cf_link AS who FROM t "
+        "UNION ALL SELECT 2, NULL UNION ALL SELECT 3, 'not a link' ORDER BY id"
+    )
+    expected = [(1, space.cell("alice").link_str()), (2, None), (3, None)]
+    rows = db.read(sql, row=row)
+    assert [(r.id, r.who and r.who.link_str()) for r in rows] == expected
+    assert type(rows[0].who) is sc.Cell and rows[0].who.get() == "A"
+    q = db.query(sql, row=row)
+    rt.settle()
+    state = q.get()
+    assert state.error is None
+    assert [(r.id, r.who and r.who.link_str()) for r in state.result] == expected
 
 
 def test_a_link_to_a_space_the_store_does_not_hold_creates_nothing(
