@@ -1274,7 +1274,7 @@ def _translate(
                 "or reads its table through a stand-in for columns declared since); leave "
                 "INDEXED BY out until then"
             )
-        error = QueryError(decl.db_id, sql, sqlite_refusal(exc, hint))
+        error = QueryError(decl.db_id, sql, sqlite_refusal(exc, hint, sql=sql))
     else:
         error = QueryError(decl.db_id, sql, sqlite_refusal(exc))
     error.__cause__ = exc

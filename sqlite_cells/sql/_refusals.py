@@ -54,17 +54,43 @@ _DECLARED_NOW: Final = (
 )
 
 
-def sqlite_refusal(exc: apsw.Error, hint: str = "") -> str:
+# SQLite's words when a JSON function is given text that is not JSON: a fault of the data it
+# read, not of the statement, unless the statement gives that text itself.
+_MALFORMED_JSON: Final = "malformed JSON"
+_STORED_NOT_JSON: Final = (
+    "a value stored in a column the statement reads is not JSON text, and a JSON function "
+    "(or -> / ->>) was called on it: correct the stored value, or guard the call with "
+    "json_valid (… WHERE json_valid(col), or CASE WHEN json_valid(col) THEN json_extract(col, "
+    "…) END); if the text is a literal or a parameter of the statement instead, correct that"
+)
+_GIVEN_NOT_JSON: Final = (
+    "a JSON function (or -> / ->>) was given text that is not JSON, a literal or a parameter "
+    "of the statement (it reads no table): give it JSON text, or check it first with json_valid"
+)
+
+
+def sqlite_refusal(exc: apsw.Error, hint: str = "", *, sql: str | None = None) -> str:
     """``exc``'s words, its result code's name and what to do; ``hint`` (starting with ``": "``)
-    is the caller's own precision, put right after SQLite's words."""
+    is the caller's own precision, put right after SQLite's words. ``sql``, the statement
+    refused, tells whether text a JSON function found malformed can be stored data."""
     code = apsw.mapping_result_codes.get(getattr(exc, "result", None) or -1, type(exc).__name__)
+    words = str(exc)
     advice = (
         out_of_files(exc)
-        or (_DECLARED_NOW if _NON_DETERMINISTIC in str(exc) else "")
+        or (_DECLARED_NOW if _NON_DETERMINISTIC in words else "")
+        or (_not_json_advice(sql) if words.startswith(_MALFORMED_JSON) else "")
         or next((text for kind, text in _ADVICE.items() if isinstance(exc, kind)), "")
     )
     said = f"{sqlite_words(exc)}{hint} (SQLite's {code})"
     return f"{said}; {advice}" if advice else said
+
+
+def _not_json_advice(sql: str | None) -> str:
+    """What to do about text a JSON function found malformed: stored data, unless ``sql``
+    reads no table (then the statement gave it the text)."""
+    if sql is not None and not scan_sql(sql).tables():
+        return _GIVEN_NOT_JSON
+    return _STORED_NOT_JSON
 
 
 # The runtime's functions computing a write's long JSON calls (``_cf_json_set`` …), named in

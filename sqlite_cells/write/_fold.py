@@ -906,7 +906,7 @@ class SqliteParticipant:
             raise ExecError(
                 decl.db_id,
                 request.sql,
-                sqlite_refusal(exc, write_hint(exc, request.sql)),
+                sqlite_refusal(exc, write_hint(exc, request.sql), sql=request.sql),
                 sqlite_error=sqlite_words(exc),
                 sqlite_code=getattr(exc, "extendedresult", None),
             ) from exc

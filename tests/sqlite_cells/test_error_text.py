@@ -192,6 +192,48 @@ def test_a_write_sqlite_refuses_says_sqlites_words_its_code_and_what_to_do(
     assert db.read("SELECT id, body FROM messages") == [{"id": 1, "body": "a"}]
 
 
+def test_malformed_json_from_stored_data_says_the_stored_value_is_not_json(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb
+) -> None:
+    """A JSON function over a column holding text that is not JSON fails in SQLite with
+    "malformed JSON": the statement is fine, the stored value is not. The message said
+    "correct the statement"; it now says the stored value is not JSON, and to correct it or
+    guard the call with json_valid — for a read, a live query and a write (which writes
+    nothing). A statement that reads no table gave the text itself: it is told to correct it."""
+    with space.transact():
+        db.exec("INSERT INTO messages (id, body) VALUES (1, 'not json{')")
+    stored = "a value stored in a column the statement reads is not JSON text"
+    guard = "correct the stored value, or guard the call with json_valid"
+    sql = "SELECT json_extract(body, '$.a') AS a FROM messages"
+    with pytest.raises(QueryError) as caught:
+        db.read(sql)
+    q = db.query(sql)
+    rt.settle()
+    rev = db.rev
+    with pytest.raises(ExecError) as written, space.transact():
+        db.exec("UPDATE messages SET body = json_set(body, '$.a', 1)")
+    for error in (caught.value, q.get().error, written.value):
+        text = str(error)
+        assert "malformed JSON (SQLite's SQLITE_ERROR)" in text, text
+        assert stored in text and guard in text, text
+        assert "correct the statement" not in text, text
+    assert (q.get().pending, q.get().result) == (False, None)
+    assert db.read("SELECT id, body FROM messages") == [{"id": 1, "body": "not json{"}]
+    assert db.rev == rev
+    assert (
+        db.read("SELECT json_extract(body, '$.a') AS a FROM messages WHERE json_valid(body)") == []
+    )
+    for sql, params in (
+        ("SELECT json_extract('x{', '$') AS a", []),
+        ("SELECT json(?) AS a", ["x{"]),
+    ):
+        with pytest.raises(QueryError) as caught:
+            db.read(sql, params=params)
+        text = str(caught.value)
+        assert "malformed JSON" in text and "a literal or a parameter of the statement" in text
+        assert stored not in text
+
+
 def test_indexed_by_a_declared_index_the_file_lacks_says_when_it_comes(space: Space) -> None:
     """R13, R14: an index added by a re-declaration is created at the next write; SQLite has
     no stand-in for it before (a read runs no DDL), so ``INDEXED BY`` it fails — saying so,
