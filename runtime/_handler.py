@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextvars import ContextVar
-from typing import Any, Final, ParamSpec, Protocol, overload
+from typing import Any, ParamSpec, Protocol, overload
 
 from sqlite_cells.codec import ConflictError, TransactionError, brief_repr
 from sqlite_cells.runtime._boundary import InvalidArgument, checked_arguments
@@ -20,6 +20,7 @@ from sqlite_cells.runtime._leaving import Leaving
 from sqlite_cells.runtime._lock_holder import LockHolder
 from sqlite_cells.runtime._lock_wait import abandon_lock_waits_on
 from sqlite_cells.runtime._space_file import LOCK_PATIENCE, SpaceFile
+from sqlite_cells.runtime._streams import AWAKE_EVERY
 from sqlite_cells.runtime._tx import (
     Transaction,
     TxState,
@@ -417,19 +418,12 @@ async def _commit_off_loop(tx: Transaction, holder: LockHolder | None = None) ->
     return tx.seq
 
 
-# How often the event loop wakes while a commit runs off it: a loop woken by nothing but the
-# commit's end handles an interrupt that arrived meanwhile only then (a notebook kernel's
-# interrupt of `await handler(...)` took effect once another program let go of the lock the
-# commit waited for, up to the busy timeout later).
-_AWAKE_EVERY: Final = 0.1
-
-
 async def _awake_until(work: asyncio.Future[Any]) -> Any:
     """``work``'s result, as ``await asyncio.shield(work)`` gives it (a cancellation of the
-    caller leaves ``work`` running), the loop woken every :data:`_AWAKE_EVERY` seconds
-    meanwhile."""
+    caller leaves ``work`` running), the loop woken every :data:`AWAKE_EVERY` seconds
+    meanwhile (a kernel's interrupt, noted without waking the loop, lands at once)."""
     while not work.done():
-        await asyncio.wait({work}, timeout=_AWAKE_EVERY)
+        await asyncio.wait({work}, timeout=AWAKE_EVERY)
     return work.result()
 
 

@@ -50,6 +50,7 @@ from sqlite_cells.runtime._scheduler import Scheduler
 from sqlite_cells.runtime._space import Space
 from sqlite_cells.runtime._space_file import SpaceFile, leading_space
 from sqlite_cells.runtime._store import resolve_store, space_file_name
+from sqlite_cells.runtime._streams import awake
 from sqlite_cells.runtime._tx import over_length_limit
 
 __all__ = ["Runtime"]
@@ -436,7 +437,8 @@ class Runtime(Reference):
             return self._settle(None)
         abandoned = threading.Event()
         try:
-            return await asyncio.to_thread(self._settle, None, abandoned)
+            with awake():  # (a kernel's interrupt of the wait lands at once)
+                return await asyncio.to_thread(self._settle, None, abandoned)
         finally:
             abandoned.set()
 

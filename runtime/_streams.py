@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncGenerator, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncGenerator, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Final
 
 from sqlite_cells.codec import ClosedError, TransactionError
 
@@ -25,7 +25,32 @@ if TYPE_CHECKING:
     from sqlite_cells.runtime._cell import Cell, Reactive
     from sqlite_cells.runtime._scheduler import Node
 
-__all__ = ["node_values", "observe_node"]
+__all__ = ["AWAKE_EVERY", "awake", "node_values", "observe_node"]
+
+# How often the event loop wakes while a task awaits what another thread ends (a commit, a
+# settle, a node's next value): a notebook kernel notes its interrupt where nothing wakes the
+# loop (``loop.call_soon`` from its SIGINT handler), so a loop woken by nothing else took the
+# interrupt only once that work ended — never, for a value that never comes.
+AWAKE_EVERY: Final = 0.1
+
+
+@contextlib.contextmanager
+def awake() -> Iterator[None]:
+    """Wake the running event loop every :data:`AWAKE_EVERY` seconds while inside, so that a
+    cancellation noted without a wake-up (a kernel's interrupt) reaches the waiting task."""
+    loop = asyncio.get_running_loop()
+    timer: asyncio.TimerHandle | None = None
+
+    def tick() -> None:
+        nonlocal timer
+        timer = loop.call_later(AWAKE_EVERY, tick)
+
+    tick()
+    try:
+        yield
+    finally:
+        if timer is not None:
+            timer.cancel()
 
 
 def observe_node(owner: Cell | Reactive) -> Observable[Any]:
@@ -192,7 +217,8 @@ async def node_values(owner: Cell | Reactive, what: str, waited: str) -> AsyncGe
     )
     try:
         while True:
-            is_value, item = await queue.get()
+            with awake():  # (a kernel's interrupt of the wait lands at once)
+                is_value, item = await queue.get()
             if is_value:
                 yield item
             elif item is None:

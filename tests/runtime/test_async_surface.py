@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -1495,3 +1496,86 @@ def test_a_runtime_is_an_async_context_manager_closing_off_the_loop(store: Path)
             return again.space("demo").cell("c").get() == 1
 
     assert _run(main)
+
+
+@pytest.mark.parametrize("waits_for", ["states", "first", "settled"])
+def test_an_interrupt_noted_without_waking_the_loop_ends_a_wait_for_the_runtime(
+    rt: sc.Runtime, space: sc.Space, waits_for: str
+) -> None:
+    """A notebook kernel's interrupt is noted where nothing wakes the event loop (its SIGINT
+    handler calls ``loop.call_soon``): a cell awaiting the next state of ``q.states()``, the
+    first of a pending ``q.first()`` or ``rt.settled()`` behind a slow derived cell took the
+    interrupt only once that wait ended by itself — never, for a query that stays pending or
+    rows that do not change, so the kernel stayed busy until another request woke it. The loop
+    wakes while such a wait runs: the cancellation lands before the loop's own timer of
+    ``BOUND`` seconds wakes it."""
+    db = _messages(space)
+    q = db.query("SELECT count(*) AS n FROM rows")
+
+    @sc.pattern
+    def unlinked(source: sc.SqliteDb) -> sc.Query[Any]:
+        return source.query("SELECT 1 AS one")
+
+    pending = space.run(unlinked, key="never linked")
+    gate = threading.Event()
+    started = threading.Event()
+    counter = space.cell("counter", default=0)
+
+    def blocked(v: int) -> int:
+        if v:  # (its first run, at 0, does not wait)
+            started.set()
+            gate.wait(BOUND)
+        return v
+
+    slow = sc.derive(counter, blocked)
+    assert rt.settle(BOUND)
+
+    async def wait() -> Any:
+        if waits_for == "states":
+            async for _state in q.states():
+                started.set()  # the current state; the next never comes (no write)
+        elif waits_for == "first":
+            started.set()
+            return await pending.outputs.first()
+        else:
+            with space.transact():
+                counter.set(1)  # the derived cell's re-run blocks until the gate opens
+            return await rt.settled()
+
+    loop = asyncio.new_event_loop()
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+
+        async def main() -> tuple[asyncio.Task[Any], bool]:
+            task = asyncio.create_task(wait())
+            # As ipykernel notes an interrupt: on the loop's thread, without waking it.
+            signal.signal(signal.SIGINT, lambda *_: loop.call_soon(task.cancel))
+            me = threading.get_ident()
+
+            def interrupt() -> None:
+                assert started.wait(BOUND)
+                # (A pause, so that the loop has parked the task and sleeps when the signal
+                # comes, as a kernel's is; the test passes with or without it where the loop
+                # wakes, and without the wake-ups it is what makes it fail every time.)
+                time.sleep(0.2)
+                signal.pthread_kill(me, signal.SIGINT)
+
+            threading.Thread(target=interrupt).start()
+            # The loop's own wake-up, at the latest: the task must have ended before it.
+            woken: list[bool] = []
+            loop.call_later(BOUND, woken.append, True)
+            ended_first: list[bool] = []
+            task.add_done_callback(lambda _: ended_first.append(not woken))
+            await asyncio.wait({task})
+            return task, ended_first == [True]
+
+        task, ended_first = loop.run_until_complete(main())
+        assert task.cancelled()
+        assert ended_first, "the interrupt landed only once the loop's own timer woke it"
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        gate.set()
+        loop.close()
+    assert rt.settle(BOUND)
+    assert slow.get() == counter.get()
+    assert q.get().result == [{"n": 0}]
