@@ -60,7 +60,7 @@ from sqlite_cells.files import (
     unreadable_outcome,
     writes_refused,
 )
-from sqlite_cells.schema import db_file_name, read_table_text
+from sqlite_cells.schema import db_file_name, index_where, read_table_text
 from sqlite_cells.sql import fold_ascii
 
 __all__ = ["CellRow", "NotItsFile", "TableRow", "list_cells", "list_tables"]
@@ -71,7 +71,8 @@ class TableTexts:
     """The names of a table's columns and indexes as a line of text shows them."""
 
     columns: tuple[str, ...]
-    indexes: tuple[tuple[str, tuple[str, ...]], ...]  # (index, its columns)
+    # (index, its keys as SQL writes them: ``b desc``, ``c collate nocase``)
+    indexes: tuple[tuple[str, tuple[str, ...]], ...]
     # The table's own constraints (UNIQUE or FOREIGN KEY over several columns, CHECK), as SQL
     # writes them: listed after its columns, as in a CREATE TABLE.
     constraints: tuple[str, ...] = ()
@@ -86,7 +87,8 @@ class TableRow:
     # name, type, notnull, default, pk, generated ("virtual", "stored" or None), collation,
     # autoincrement, unique, checks, references (see _constraints)
     columns: tuple[dict[str, Any], ...]
-    indexes: tuple[dict[str, Any], ...]  # name, columns, unique
+    # name, columns, desc, collations (each key's), where (a partial index's condition), unique
+    indexes: tuple[dict[str, Any], ...]
     rows: int | None  # None for a view: its rows are its query's, not counted
     # The names as a line of text lists them (``name_text``, made from the names' bytes):
     # each column's, and each index's with its columns', in the order of the two above.
@@ -133,8 +135,10 @@ class TableRow:
                 ]
             ),
             "indexes": ", ".join(
-                f"{name}({', '.join(columns)})" + (" unique" if i["unique"] else "")
-                for i, (name, columns) in zip(self.indexes, self.texts.indexes, strict=True)
+                f"{name}({', '.join(keys)})"
+                + (" unique" if i["unique"] else "")
+                + (f" where {i['where']}" if i.get("where") is not None else "")
+                for i, (name, keys) in zip(self.indexes, self.texts.indexes, strict=True)
             ),
             "rows": "" if self.rows is None else self.rows,
         }
@@ -390,28 +394,21 @@ def _file_tables(
             # virtual table's hidden columns (1), which it does not, are left out.
             for col, kind, notnull, default, pk, hidden in read
         ]
+        # (first: it finds each column's collation, which an index's key inherits)
+        constraints = tuple(_constraints(conn, table, columns))
         indexes = []
         index_texts = []
-        for index, unique, origin in conn.execute(
-            f'SELECT {as_bytes("name")}, "unique", origin '
+        for index, unique, origin, partial in conn.execute(
+            f'SELECT {as_bytes("name")}, "unique", origin, partial '
             "FROM pragma_index_list(CAST(? AS TEXT)) ORDER BY seq",
             (table.raw,),
         ):
             if origin != "c" or bytes(index).lower().startswith((b"_cf_", b"sqlite_")):
                 continue  # constraints' automatic indexes show as the columns' constraints
-            raw = [
-                c if c is not None else ("rowid" if cid == -1 else "<expression>")
-                for cid, c in conn.execute(
-                    f"SELECT cid, {as_bytes('name')} FROM pragma_index_info(CAST(? AS TEXT)) "
-                    "ORDER BY seqno",
-                    (index,),
-                )
-            ]
-            cols = [shown(c) for c in raw]
-            indexes.append({"name": shown(index), "columns": cols, "unique": bool(unique)})
-            index_texts.append((name_text(index), tuple(name_text(c) for c in raw)))
+            listed, keys = _index(conn, index, columns, unique=unique, partial=partial)
+            indexes.append(listed)
+            index_texts.append((name_text(index), keys))
         count = counted.get(table.name) if counted is not None else None
-        constraints = tuple(_constraints(conn, table, columns))
         # A key over several columns is the table's own constraint, as SQL writes it: marked
         # on each of its columns, it read as several primary keys (which SQLite refuses).
         keyed = sorted((row for row in read if row[4]), key=lambda row: row[4])
@@ -425,6 +422,42 @@ def _file_tables(
         options = _table_options(conn, table)
         found.append(FileTable(table.name, columns, indexes, rows, texts, options=options))
     return found + _file_views(conn) if views else found
+
+
+def _index(
+    conn: apsw.Connection, index: Any, columns: list[dict[str, Any]], *, unique: int, partial: int
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """An index of the file as listed (its name, columns, each key's order and collation, and
+    a partial index's condition, as its ``CREATE INDEX`` text writes it) and its keys as SQL
+    writes them: ``b desc``, ``c collate nocase`` — a collation only where it is not the one
+    the key inherits from its column (or BINARY), which the listing of the column shows."""
+    inherited = {c["name"]: (c.get("collation") or "BINARY").upper() for c in columns}
+    names, desc, collations, keys = [], [], [], []
+    for cid, raw, descending, coll in conn.execute(
+        f"SELECT cid, {as_bytes('name')}, desc, {as_bytes('coll')} "
+        "FROM pragma_index_xinfo(CAST(? AS TEXT)) WHERE key = 1 ORDER BY seqno",
+        (index,),
+    ):
+        column = raw if raw is not None else ("rowid" if cid == -1 else "<expression>")
+        collation = shown(coll)
+        names.append(shown(column))
+        desc.append(bool(descending))
+        collations.append(collation)
+        key = name_text(column)
+        if collation.upper() != inherited.get(shown(column), "BINARY"):
+            key += f" collate {name_text(coll)}"
+        keys.append(key + (" desc" if descending else ""))
+    where = None
+    if partial:
+        row = conn.execute(
+            f"SELECT {as_bytes('sql')} FROM sqlite_schema WHERE type = 'index' AND name = "
+            "CAST(? AS TEXT)",
+            (index,),
+        ).fetchone()
+        text = decoded(row[0]) if row is not None and row[0] is not None else None
+        where = index_where(text) if text is not None else None
+    listed = {"name": shown(index), "columns": names, "unique": bool(unique), "desc": desc}
+    return {**listed, "collations": collations, "where": where}, tuple(keys)
 
 
 def _file_views(conn: apsw.Connection) -> list[FileTable]:

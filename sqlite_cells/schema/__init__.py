@@ -44,6 +44,7 @@ from sqlite_cells.schema._shadow import NO_SHADOWS as NO_SHADOWS
 from sqlite_cells.schema._shadow import SHADOW_PREFIX as SHADOW_PREFIX
 from sqlite_cells.schema._shadow import Shadows as Shadows
 from sqlite_cells.schema._shadow import plan_shadows as plan_shadows
+from sqlite_cells.schema._table_text import index_where as index_where
 from sqlite_cells.schema._table_text import read_table_text as read_table_text
 
 __all__ = [
@@ -73,6 +74,7 @@ __all__ = [
     "ensure_schema",
     "fill_orders",
     "foreign_file",
+    "index_where",
     "made_elsewhere",
     "meta_text",
     "migrate_file",

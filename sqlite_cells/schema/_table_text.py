@@ -23,6 +23,7 @@ __all__ = [
     "ColumnText",
     "Expr",
     "TableText",
+    "index_where",
     "lone_word_default",
     "norm",
     "norm_default",
@@ -328,3 +329,18 @@ def read_table_text(sql: str) -> TableText | None:
         conflicts.update(reader.conflicts)
         deferred.update(reader.deferred)
     return TableText(columns, tuple(checks), conflicts, deferred)
+
+
+def index_where(sql: str) -> str | None:
+    """The condition of a partial index's ``CREATE INDEX … WHERE <condition>`` text ``sql``,
+    as written (None when it has none): SQLite's pragmas say that an index is partial, not on
+    what. It follows the group of indexed columns."""
+    words = scan_sql(sql).words()
+    start = next((i for i, w in enumerate(words) if _is(w, "(")), None)
+    if start is None:
+        return None
+    rest = words[_close(words, start) + 1 :]
+    if len(rest) < 2 or _kw(rest[0]) != "WHERE":
+        return None
+    last = rest[-1]
+    return sql[rest[1].start : last.start + len(last.text)]

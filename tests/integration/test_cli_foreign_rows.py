@@ -373,12 +373,13 @@ def test_a_disk_source_whose_names_are_not_utf8_is_listed_as_what_it_holds(
     assert [c["name"] for c in listed["odd"]["columns"]] == ["<not UTF-8 text: x'61ff62'>"]
     assert listed["odd"]["indexes"] == [
         {"name": "<not UTF-8 text: x'69ff'>", "columns": ["<not UTF-8 text: x'61ff62'>"],
-         "unique": False}
+         "unique": False, "desc": [False], "collations": ["BINARY"], "where": None}
     ]  # fmt: skip
     # (an index on an expression, whose column SQLite names NULL, was an internal error too)
     assert listed["good"]["indexes"] == [
-        {"name": "e1", "columns": ["<expression>"], "unique": False}
-    ]
+        {"name": "e1", "columns": ["<expression>"], "unique": False, "desc": [False],
+         "collations": ["BINARY"], "where": None}
+    ]  # fmt: skip
     done = run_cli("tables", str(store))
     assert done.returncode == 0, done.stderr
     assert re.search(

@@ -205,7 +205,10 @@ def test_tables_lists_columns_indexes_and_row_counts(
         ("ts", "INTEGER", True, 0),
     ]
     assert table["columns"][3]["default"] == "0"
-    assert table["indexes"] == [{"name": "by_ts", "columns": ["ts"], "unique": False}]
+    assert table["indexes"] == [
+        {"name": "by_ts", "columns": ["ts"], "unique": False, "desc": [False],
+         "collations": ["BINARY"], "where": None}
+    ]  # fmt: skip
 
     code, out, _ = _run(capsys, "schema", "--store", str(chat_store), "--name", "chat")
     lines = out.splitlines()
@@ -521,6 +524,53 @@ def test_tables_lists_without_rowid_and_strict_tables_options(
         "s": ["strict"],
         "w": ["without rowid"],
     }
+
+
+def test_tables_lists_an_indexs_order_collation_and_condition_as_declared(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An index on (a, b DESC), with a COLLATE or partial (WHERE …) was listed as plain (a, b):
+    # another index than the file holds, in every format.
+    source = tmp_path / "indexed.db"
+    conn = apsw.Connection(str(source))
+    conn.execute(
+        "CREATE TABLE s (a, b, c, d TEXT COLLATE nocase);"
+        "CREATE INDEX i1 ON s (a, b DESC);"
+        "CREATE INDEX i2 ON s (c COLLATE nocase) WHERE a > 0;"
+        "CREATE UNIQUE INDEX i3 ON s (d, lower(c) DESC) WHERE c IN (1, 2) -- two\n;"
+        "CREATE INDEX i4 ON s (d COLLATE binary)"
+    )
+    conn.close()
+    before = source.read_bytes()
+    with sc.Runtime(store) as rt:
+        rt.space("k").register_disk_source(source)
+    listed = {
+        "i1": "i1(a, b desc)",
+        "i2": "i2(c collate nocase) where a > 0",
+        "i3": 'i3(d, "<expression>" desc) unique where c IN (1, 2)',
+        # (d's own collation is listed with d; an index's other one beside its key)
+        "i4": "i4(d collate binary)",
+    }
+    code, out, _ = _run(capsys, "tables", str(store), "--csv")
+    assert code == 0
+    (row,) = csv.DictReader(io.StringIO(out))
+    assert row["indexes"] == ", ".join(listed[name] for name in ("i4", "i3", "i2", "i1"))
+    code, out, _ = _run(capsys, "tables", str(store))
+    assert code == 0 and row["indexes"] in out
+    code, out, _ = _run(capsys, "tables", str(store), "--json")
+    assert code == 0
+    (table,) = json.loads(out)
+    assert {i["name"]: i for i in table["indexes"]} == {
+        "i1": {"name": "i1", "columns": ["a", "b"], "unique": False, "desc": [False, True],
+               "collations": ["BINARY", "BINARY"], "where": None},
+        "i2": {"name": "i2", "columns": ["c"], "unique": False, "desc": [False],
+               "collations": ["nocase"], "where": "a > 0"},
+        "i3": {"name": "i3", "columns": ["d", "<expression>"], "unique": True,
+               "desc": [False, True], "collations": ["nocase", "BINARY"], "where": "c IN (1, 2)"},
+        "i4": {"name": "i4", "columns": ["d"], "unique": False, "desc": [False],
+               "collations": ["binary"], "where": None},
+    }  # fmt: skip
+    assert source.read_bytes() == before
 
 
 def test_tables_lists_an_expression_default_in_its_parentheses(
