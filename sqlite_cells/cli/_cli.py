@@ -271,6 +271,10 @@ def _print_store(
             f"database file {one_line(name)} in use: no space names it yet, and another "
             "connection held it all through the look (a new database's first write under way?)\n"
         )
+    for stray in info.stray_files:
+        out.write(
+            f"leftover file {one_line(stray.file)}: no database file beside it (`gc` lists it)\n"
+        )
     for finding in info.findings():
         out.write(f"finding: {one_line(finding)}\n")
 
@@ -315,6 +319,10 @@ def _inspect(args: argparse.Namespace, out: TextIO) -> int:
             for o in data["orphaned_files"]
         ]
         flat += [{**blank, "file": name, "kind": "in use"} for name in data["in_use_files"]]
+        flat += [
+            {**blank, "file": f["file"], "id": f["db_id"], "kind": "leftover"}
+            for f in data["stray_files"]
+        ]
         flat += [
             {
                 **blank,

@@ -76,6 +76,7 @@ from sqlite_cells.files import (
     space_files,
     stands_instead,
     stored_json,
+    strays,
     unopenable,
     unread_wal,
     unread_wal_advice,
@@ -111,6 +112,7 @@ __all__ = [
     "StoreFormatError",
     "StoreInfo",
     "StoredTable",
+    "StrayInfo",
     "TableInfo",
     "compare_unlocked",
     "damaged_file",
@@ -314,6 +316,42 @@ class OrphanInfo:
         )
 
 
+# What each file SQLite writes beside a database file holds, said of one left without it.
+_STRAY_KINDS = {
+    "-wal": "a -wal (it may hold the last commits of that database: SQLite reads them only "
+    "beside their own file, and deletes them when a new file of that name is made)",
+    "-shm": "a -shm (SQLite's index of a -wal: it holds no rows)",
+    "-journal": "a -journal (pages of that database file as they were before a write: they "
+    "mean nothing without it)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class StrayInfo:
+    """A -wal, -shm or -journal with no database file beside it, which gc keeps
+    (``sqlite_cells.files.Stray``)."""
+
+    file: str
+    suffix: str  # "-wal", "-shm" or "-journal"
+    db_id: str | None  # the database a space names by its file, if any
+
+    def finding(self) -> str:
+        base = self.file.removesuffix(self.suffix)
+        whose = f" (the file of database {self.db_id})" if self.db_id is not None else ""
+        todo = (
+            f"put it back as {base}, then run `sqlite-cells check`; otherwise move {self.file} "
+            "out of the store yourself"
+            if self.suffix == "-wal"
+            else f"put it back as {base}; otherwise remove {self.file} yourself"
+        )
+        return (
+            f"leftover file {self.file}: {_STRAY_KINDS[self.suffix]} with no database file "
+            f"{base}{whose} beside it, which was removed or moved without it; nothing was "
+            "changed, and gc never removes it: if you have that database file (moved away, or "
+            f"in a backup), {todo}"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class DamagedSpaceInfo:
     """A space file SQLite cannot read (``sqlite_cells.files.space_damage``), or cannot open
@@ -446,6 +484,8 @@ class StoreInfo:
     # Database files no space names that another connection held all through the look (a new
     # database's first write under way, R74): neither orphaned nor anything else, as yet.
     in_use_files: tuple[str, ...] = field(default=())
+    # -wal, -shm and -journal files with no database file beside them that gc keeps.
+    stray_files: tuple[StrayInfo, ...] = field(default=())
 
     def not_a_file(self, db: DatabaseInfo) -> bool:
         """Whether something that is not a regular file stands at ``db``'s path."""
@@ -455,7 +495,8 @@ class StoreInfo:
     def findings(self) -> list[str]:
         """What disagrees: each space file that cannot be read, each database file that is
         damaged or missing although its space wrote it, each whose watermark is not its
-        space's last write, and each orphaned one."""
+        space's last write, each orphaned one, and each -wal, -shm or -journal gc keeps that
+        has no database file beside it."""
         damaged = [
             _damaged_finding(space.id, db)
             for space in self.spaces
@@ -565,6 +606,7 @@ class StoreInfo:
             + behind_or_ahead
             + [o.finding() for o in self.orphaned_files]
             + [f"database file {name}: {IN_USE_UNNAMED}" for name in self.in_use_files]
+            + [stray.finding() for stray in self.stray_files]
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -622,6 +664,7 @@ class StoreInfo:
                 for d in self.damaged_space_files
             ],
             "in_use_files": list(self.in_use_files),
+            "stray_files": [{"file": f.file, "db_id": f.db_id} for f in self.stray_files],
             "findings": self.findings(),
         }
 
@@ -1267,6 +1310,7 @@ def inspect_store(store: str | os.PathLike[str]) -> StoreInfo:
         tuple(OrphanInfo(p.name, seq) for p, seq in unnamed if p not in busy),
         tuple(DamagedSpaceInfo.of(d) for _, d in sorted(damaged.items())),
         tuple(p.name for p, _ in unnamed if p in busy),
+        tuple(StrayInfo(f.path.name, f.suffix, f.db_id) for f in strays(root)),
     )
 
 

@@ -16,6 +16,7 @@ from sqlite_cells.cli._inspect import (
     INDEX_REBUILD_ADVICE,
     InspectError,
     OrphanInfo,
+    StrayInfo,
     as_bytes,
     decoded,
     find_space,
@@ -741,6 +742,7 @@ def gc(store: str, args: argparse.Namespace, out: TextIO) -> int:
     plan = gc_plan(root)  # (kept: files no space names that gc cannot tell are unused)
     found, damaged = plan.garbage, plan.damaged
     kept = [(p, _why_unnamed_kept(p, mark, in_use=p in plan.in_use)) for p, mark in plan.kept]
+    kept += [(f.path, StrayInfo(f.path.name, f.suffix, f.db_id).finding()) for f in plan.strays]
     paths = [g.path for g in found]
     reasons = {
         g.path: _GIVEN_UP if g.dropped else _UNFINISHED if g.rebuild else _UNUSED for g in found

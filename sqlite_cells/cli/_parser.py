@@ -258,7 +258,9 @@ def _maintenance_parsers(commands: argparse._SubParsersAction[_Intermixed]) -> N
         description="List the store's cell-*.sqlite files that no handle of any space names, "
         "and those of databases dropped with db.drop() (R74). Nothing is removed without "
         "--yes. A file that never held a commit is kept while any connection has it open (a new "
-        "database's first write may be running: gc says so and exits 1).",
+        "database's first write may be running: gc says so and exits 1). A -wal, -shm or "
+        "-journal with no database file beside it is listed as kept, with what to do (removed "
+        "with --yes only when its database was dropped).",
     )
     _store_positional(gc)
     gc.add_argument("--yes", action="store_true", help="remove the files listed")

@@ -18,11 +18,13 @@ from sqlite_cells.files._handles import DatabaseDropped as DatabaseDropped
 from sqlite_cells.files._handles import Garbage as Garbage
 from sqlite_cells.files._handles import HandleNotWritable as HandleNotWritable
 from sqlite_cells.files._handles import HandleQuarantined as HandleQuarantined
+from sqlite_cells.files._handles import Stray as Stray
 from sqlite_cells.files._handles import check_foreign_source as check_foreign_source
 from sqlite_cells.files._handles import check_handle as check_handle
 from sqlite_cells.files._handles import check_store as check_store
 from sqlite_cells.files._handles import collect_garbage as collect_garbage
 from sqlite_cells.files._handles import damaged_spaces as damaged_spaces
+from sqlite_cells.files._handles import database_of as database_of
 from sqlite_cells.files._handles import declaration_from_handle as declaration_from_handle
 from sqlite_cells.files._handles import decode_handle as decode_handle
 from sqlite_cells.files._handles import disk_handle_value as disk_handle_value
@@ -48,6 +50,7 @@ from sqlite_cells.files._handles import remove_garbage as remove_garbage
 from sqlite_cells.files._handles import source_path as source_path
 from sqlite_cells.files._handles import space_damage as space_damage
 from sqlite_cells.files._handles import space_files as space_files
+from sqlite_cells.files._handles import strays as strays
 from sqlite_cells.files._handles import unreadable_advice as unreadable_advice
 from sqlite_cells.files._handles import unreadable_handle as unreadable_handle
 from sqlite_cells.files._handles import unwritten_handle as unwritten_handle
@@ -167,6 +170,7 @@ __all__ = [
     "Pinned",
     "Pins",
     "SpaceFileDamaged",
+    "Stray",
     "UnreadableFile",
     "attach",
     "attached",
@@ -182,6 +186,7 @@ __all__ = [
     "damage_advice",
     "damage_noted",
     "damaged_spaces",
+    "database_of",
     "database_seq",
     "declaration_from_handle",
     "declares_alike",
@@ -254,6 +259,7 @@ __all__ = [
     "stands_instead",
     "store_pins",
     "stored_json",
+    "strays",
     "table_differences",
     "unopenable",
     "unpin",

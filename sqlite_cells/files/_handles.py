@@ -554,7 +554,8 @@ def _file_version(path: Path, db_id: str) -> int:
 @dataclass(frozen=True, slots=True)
 class Garbage:
     """A database file gc may remove (R74): one a dropped handle gave up (``dropped``: removed
-    whatever it holds), one no space names that held no commit when it was listed, or the
+    whatever it holds, with its -wal and -shm; or such a companion it left without the file, a
+    :class:`Stray`), one no space names that held no commit when it was listed, or the
     unfinished rebuild of a damaged file (``rebuild``: a ``check --repair`` stopped before its
     end left it; the database is rebuilt from its space's log, so it holds nothing else)."""
 
@@ -564,6 +565,64 @@ class Garbage:
     # The id of the database whose file it is, when a space names it (a dropped database's,
     # or the one an unfinished rebuild was for); None for a file no space names.
     db_id: str | None = None
+
+
+# The files SQLite writes beside a database file: gc lists one left without its file (a stray).
+COMPANION_SUFFIXES: Final = ("-wal", "-shm", "-journal")
+
+
+@dataclass(frozen=True, slots=True)
+class Stray:
+    """A ``cell-*.sqlite-wal``, ``-shm`` or ``-journal`` with no database file beside it (its
+    file was removed or moved without it): SQLite reads a -wal only beside its own file, and
+    deletes it when a new, empty file of that name is opened. gc removes one whose database
+    was dropped, with the rest of that database's files; it keeps any other (a -wal may hold
+    rows a user wants), and gc and ``inspect`` list it (:func:`strays`)."""
+
+    path: Path
+    # The database whose file it belongs beside, when a space names it (None: none does).
+    db_id: str | None = None
+
+    @property
+    def suffix(self) -> str:
+        return next(s for s in COMPANION_SUFFIXES if self.path.name.endswith(s))
+
+
+def database_of(companion: Path) -> Path:
+    """The database file a -wal, -shm or -journal ``companion`` belongs beside (the path
+    itself when it is none of those)."""
+    for suffix in COMPANION_SUFFIXES:
+        if companion.name.endswith(suffix):
+            return companion.with_name(companion.name.removesuffix(suffix))
+    return companion
+
+
+def _strays(store: Path, ids: dict[str, str]) -> list[Stray]:
+    """The store's strays (see :class:`Stray`), in name order; ``ids``: database file name ->
+    the id of the database a space names by it."""
+    found = [
+        p
+        for suffix in COMPANION_SUFFIXES
+        for p in _files_named(store, f"cell-*.sqlite{suffix}")
+        if not os.path.lexists(database_of(p))
+    ]
+    return [Stray(p, ids.get(database_of(p).name)) for p in sorted(found)]
+
+
+def strays(store: Path) -> list[Stray]:
+    """The strays gc keeps (:class:`Stray`): all but those of dropped databases, which gc
+    lists to remove (:func:`find_garbage`); all of them while a space file is damaged (it may
+    name any, with a live handle)."""
+    store = Path(store)
+    with translated(f"the store {store}"):
+        return _kept_strays(store, _store_names(store))
+
+
+def _kept_strays(store: Path, names: tuple[set[str], set[str], list[DamagedSpace]]) -> list[Stray]:
+    named, dropped, damaged = names
+    given_up = set() if damaged else {db_file_name(cell_id) for cell_id in dropped}
+    ids = {db_file_name(cell_id): cell_id for cell_id in named | dropped}
+    return [s for s in _strays(store, ids) if database_of(s.path).name not in given_up]
 
 
 KEPT_IN_USE = (
@@ -630,6 +689,7 @@ class GcPlan:
     kept: list[tuple[Path, int | None]]
     damaged: list[DamagedSpace]
     in_use: frozenset[Path] = frozenset()
+    strays: tuple[Stray, ...] = ()  # the strays it keeps (:func:`strays`)
 
 
 def gc_plan(store: Path) -> GcPlan:
@@ -643,7 +703,8 @@ def gc_plan(store: Path) -> GcPlan:
         damaged = names[2]
         kept = [] if damaged else _orphans(store, names[0], every=True, busy=busy)
         kept = [(p, mark) for p, mark in kept if p not in listed]
-        return GcPlan(garbage, kept, damaged, frozenset(p for p, _ in kept if p in busy))
+        in_use = frozenset(p for p, _ in kept if p in busy)
+        return GcPlan(garbage, kept, damaged, in_use, tuple(_kept_strays(store, names)))
 
 
 def _garbage(
@@ -658,7 +719,14 @@ def _garbage(
     protected = {db_file_name(cell_id) for cell_id in named - dropped}
     given_up = set() if damaged else {db_file_name(cell_id) for cell_id in dropped}
     ids = {db_file_name(cell_id): cell_id for cell_id in named | dropped}
-    return [
+    # What a dropped database left without its file (a removal by an older version cut
+    # short, or the file moved away) is given up with it.
+    left = [
+        Garbage(stray.path, True, db_id=stray.db_id)
+        for stray in _strays(store, ids)
+        if database_of(stray.path).name in given_up
+    ]
+    found = [
         Garbage(p, p.name in given_up, db_id=ids.get(p.name))
         for p in _database_files(store)
         if p.name in given_up
@@ -667,6 +735,7 @@ def _garbage(
         Garbage(p, False, rebuild=True, db_id=ids.get(p.name.removesuffix(REBUILD)))
         for p in _files_named(store, f"cell-*.sqlite{REBUILD}")
     ]
+    return found + left
 
 
 def holds_nothing(conn: apsw.Connection) -> bool:
@@ -719,8 +788,8 @@ def remove_garbage(found: Garbage) -> bool:
     process has it open — the writer keeps it attached, with its shared lock, from before its
     first statement to past its commit — and, under an exclusive lock, it is still the file at
     the path and still holds no commit."""
-    if found.dropped:
-        remove_database_files(found.path)
+    if found.dropped:  # (a stray of a dropped database: with whatever else is left of it)
+        remove_database_files(database_of(found.path))
         return True
     if found.rebuild:  # (not while a repair still writes it: it has it open)
         return remove_unused(found.path, lambda _conn: True)

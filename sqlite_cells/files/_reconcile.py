@@ -1593,8 +1593,8 @@ def _empty(path: Path) -> bool:
 def remove_database_files(path: Path) -> bool:
     """Delete a database file and its -wal, -shm and -journal; True if the file existed. The
     file goes last: a removal cut short (a kill) leaves the file itself, which the next gc
-    lists, or the next repair meets, with what is left beside it; a -wal left without it is
-    listed by nothing."""
+    lists, or the next repair meets, with what is left beside it, not a -wal without it (which
+    gc lists as a stray, ``_handles.Stray``)."""
     existed = path.exists()
     for suffix in ("-wal", "-shm", "-journal", ""):
         Path(f"{path}{suffix}").unlink(missing_ok=True)

@@ -601,6 +601,105 @@ def _one_row(tmp_path: Path) -> tuple[Path, Path]:
         return store, db.path
 
 
+def _wal_bytes(tmp_path: Path) -> bytes:
+    """The bytes of a real -wal holding one committed row (read while its connection is open:
+    closing it checkpoints and deletes the -wal)."""
+    conn = apsw.Connection(str(tmp_path / "scratch.db"))
+    conn.execute("PRAGMA journal_mode = wal").fetchall()
+    conn.wal_autocheckpoint(0)
+    conn.execute("CREATE TABLE t (v); INSERT INTO t VALUES ('keep me')")
+    data = (tmp_path / "scratch.db-wal").read_bytes()
+    conn.close()
+    return data
+
+
+def test_a_wal_shm_or_journal_without_its_database_file_is_listed_and_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """R74, §6: a -wal (which may hold a database's last commits), -shm or -journal left in the
+    store with no database file beside it was listed by neither gc nor inspect, and stayed for
+    ever. Both list it now, with what to do; gc keeps it (it cannot tell it is unused), with
+    --yes too, and inspect counts it as a finding (exit 1)."""
+    store, live = _one_row(tmp_path)
+    wal = _wal_bytes(tmp_path)
+    moved = tmp_path / "moved.sqlite"
+    os.replace(live, moved)  # a live database's file moved away without its -wal
+    leftovers = {
+        Path(f"{live}-wal"): wal,
+        store / ("cell-" + "4" * 32 + ".sqlite-wal"): wal,  # no space names this one
+        store / ("cell-" + "5" * 32 + ".sqlite-shm"): b"\0" * 64,
+        store / ("cell-" + "6" * 32 + ".sqlite-journal"): b"\0" * 64,
+    }
+    for path, data in leftovers.items():
+        path.write_bytes(data)
+    before = {p.name: p.read_bytes() for p in store.iterdir() if p.is_file()}
+    for argv in (["gc", str(store)], ["gc", str(store), "--yes"]):
+        assert main([*argv, "--json"]) == 0
+        said = json.loads(capsys.readouterr().out)
+        assert said["files"] == []
+        kept = {entry["file"]: entry["why"] for entry in said["kept"]}
+        assert sorted(kept) == sorted(p.name for p in leftovers)
+        for name, why in kept.items():
+            assert why.startswith(f"leftover file {name}: ")
+            assert "with no database file" in why and "gc never removes it" in why
+            assert f"put it back as {name.rsplit('-', 1)[0]}" in why
+        assert "may hold the last commits" in kept[live.name + "-wal"]
+        assert "-wal" in kept[live.name + "-wal"] and "move" in kept[live.name + "-wal"]
+        assert "holds no rows" in kept["cell-" + "5" * 32 + ".sqlite-shm"]
+    assert main(["gc", str(store)]) == 0
+    text = capsys.readouterr().out
+    assert all(f"kept {p.name}: leftover file {p.name}: " in text for p in leftovers)
+    assert "nothing to remove" in text
+    assert {p.name: p.read_bytes() for p in store.iterdir() if p.is_file()} == before
+    assert main(["inspect", str(store), "--json"]) == 1
+    info = json.loads(capsys.readouterr().out)
+    db_id = {d["file"]: d["id"] for d in info["spaces"][0]["databases"]}[live.name]
+    assert sorted((f["file"], f["db_id"]) for f in info["stray_files"]) == sorted(
+        (p.name, db_id if p.name.startswith(live.name) else None) for p in leftovers
+    )
+    found = [f for f in info["findings"] if f.startswith("leftover file ")]
+    assert len(found) == len(leftovers)
+    assert any(f"(the file of database {db_id})" in f for f in found)
+    assert main(["inspect", str(store)]) == 1
+    text = capsys.readouterr().out
+    assert all(f"leftover file {p.name}: no database file beside it" in text for p in leftovers)
+    assert {p.name: p.read_bytes() for p in store.iterdir() if p.is_file()} == before
+
+
+def test_gc_removes_what_a_dropped_database_left_without_its_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """R74: a dropped database's files are given up whatever they hold; a -wal and -shm it
+    left without its file are too: gc lists them and removes them with --yes, as it removes
+    that file's. inspect lists them as gc removes them (no finding)."""
+    store = tmp_path / "store"
+    with sc.Runtime(store) as rt:
+        space = rt.space("a")
+        db = space.sqlite_database("d", tables={"t": sc.table(x="integer")})
+        with space.transact():
+            db.exec("INSERT INTO t (x) VALUES (1)")
+        with space.transact():
+            db.drop()
+        path = db.path
+    path.unlink()
+    left = [Path(f"{path}-wal"), Path(f"{path}-shm")]
+    left[0].write_bytes(_wal_bytes(tmp_path))
+    left[1].write_bytes(b"\0" * 64)
+    assert main(["inspect", str(store), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["stray_files"] == []
+    assert info["unreferenced_files"] == sorted(p.name for p in left)
+    assert main(["gc", str(store)]) == 0
+    text = capsys.readouterr().out
+    assert all(f"would remove {p.name} (database 'd' of space 'a')" in text for p in left)
+    assert all(p.exists() for p in left)
+    assert main(["gc", str(store), "--yes", "--json"]) == 0
+    said = json.loads(capsys.readouterr().out)
+    assert (said["removed"], said["files"]) == (True, sorted(p.name for p in left))
+    assert "kept" not in said and "failed" not in said
+    assert sorted(p.name for p in store.glob("cell-*")) == []
+
+
 def test_a_database_file_whose_space_file_is_gone_is_kept_by_gc_and_reported_by_check(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
