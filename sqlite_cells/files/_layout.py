@@ -617,10 +617,13 @@ def peek(path: Path, read: Callable[[apsw.Connection], T]) -> T | None:
     """``read`` on a read-only connection of its own to the database file at ``path``, which
     waits for no lock (a caller that must not wait: the scheduler thread, a resolution on the
     read path); None when the file cannot be opened or read at once, or ``read`` finds it
-    damaged (a ``SqliteCellsError``)."""
+    damaged (a ``SqliteCellsError``). Something other than a regular file at the path or at
+    its ``-wal``/``-shm`` (a named pipe would block SQLite's open for ever) is never opened:
+    None too, and whoever opens the file for real says what stands there."""
     try:
+        check_file_kinds(path, "database file")
         conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
-    except apsw.Error:
+    except (apsw.Error, SqliteCellsError):
         return None
     try:
         conn.setbusytimeout(0)

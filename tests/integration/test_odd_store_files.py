@@ -254,6 +254,23 @@ def test_a_named_pipe_at_a_database_files_path_is_quarantined_and_repair_leaves_
         assert db.read("SELECT v FROM t") == [{"v": "a"}]
 
 
+def test_query_names_a_named_pipe_at_a_database_files_path_and_does_not_hang(store: Path) -> None:
+    db_path = _database_with_a_row(store)
+    _remove(db_path)
+    os.mkfifo(db_path)
+    before = sorted(p.name for p in store.iterdir())
+    # Reading the version the file stores opened the pipe, which blocks SQLite's open for ever
+    # (run_cli's timeout would fail the test).
+    done = run_cli("query", str(store), "demo", "d", "SELECT v FROM t")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout == ""
+    assert done.stderr.startswith("sqlite-cells: Quarantined: "), done.stderr
+    assert f"({db_path}) is quarantined: a named pipe stands where the database file belongs" in (
+        done.stderr
+    )
+    assert sorted(p.name for p in store.iterdir()) == before
+
+
 @pytest.mark.parametrize("kind", ["directory", "named pipe"])
 def test_tables_reports_something_else_at_a_written_databases_path(store: Path, kind: str) -> None:
     db_path = _database_with_a_row(store)
