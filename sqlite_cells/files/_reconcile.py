@@ -359,12 +359,20 @@ def unreadable_outcome(db_id: str, path: Path, space_seq: int, error: Unreadable
     return Outcome(db_id, path, 0, space_seq, Action.UNREADABLE, detail=str(error))
 
 
+def _stands_there(kind: str) -> str:
+    """A quarantine's detail for ``kind`` (what :func:`odd_kind` says) at a database's path."""
+    return f"{kind} stands where the database file belongs: move it"
+
+
 def orphan_outcome(db_id: str, path: Path, space_id: str) -> Outcome:
     """The outcome for a database of space ``space_id`` whose space file does not exist:
     nothing to compare if the database has no file (or a file no commit reached); else the
     space was lost — or the file is another space's database of the same id: quarantined."""
     if _absent(path):
         return Outcome(db_id, path, 0, 0, Action.IN_SYNC)
+    kind = odd_kind(path)
+    if kind is not None:  # (never opened: SQLite would say "disk I/O error" of a directory)
+        return _quarantine(db_id, path, 0, 0, _stands_there(kind))
     try:
         conn = _open(path, writable=False)
         try:
@@ -1498,9 +1506,7 @@ def _damaged(
     detail = f"{DAMAGED_FILE}: {exc}"
     kind = odd_kind(path)
     if kind is not None:  # (never copied or replaced: a named pipe would block the copy)
-        return _quarantine(
-            db_id, path, 0, space_seq, f"{kind} stands where the database file belongs: move it"
-        )
+        return _quarantine(db_id, path, 0, space_seq, _stands_there(kind))
     # Told before anything is written, and alike with or without ``repair``: `check` says
     # what `check --repair` would do.
     try:

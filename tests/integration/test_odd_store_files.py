@@ -398,3 +398,33 @@ def test_check_names_a_dangling_link_at_a_written_databases_path(
     assert "re-apply" not in done.stdout
     assert sorted(p.name for p in store.iterdir()) == before
     assert path.is_symlink() and not outside.parent.exists()
+
+
+@pytest.mark.parametrize("kind", ["directory", "named pipe", "symbolic link that loops"])
+def test_something_else_at_a_database_path_of_a_space_without_a_file_is_named(
+    store: Path, kind: str
+) -> None:
+    """A space never written has no file: its database's path was opened as a lost space's
+    file, and SQLite's refusal of what stands there was told as a failing disk ("disk I/O
+    error: a full disk, a file size limit or a failing device") or as a bare CantOpenError."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("d", tables=TABLES)
+        if kind == "directory":
+            db.path.mkdir()
+        elif kind == "named pipe":
+            os.mkfifo(db.path)
+        else:
+            os.symlink(db.path, db.path)
+        before = sorted(p.name for p in store.iterdir())
+        with pytest.raises(sc.Quarantined) as raised:
+            db.read("SELECT v FROM t")
+        message = str(raised.value)
+        assert f"a {kind} stands where the database file belongs: move it" in message
+        assert "disk" not in message and "CantOpenError" not in message
+        with pytest.raises(sc.Quarantined) as raised, space.transact():
+            db.exec("INSERT INTO t (v) VALUES ('a')")
+        assert f"a {kind} stands where the database file belongs" in str(raised.value)
+        assert not space.file.path.exists()
+    assert sorted(p.name for p in store.iterdir()) == before  # left as found, nothing made
+    assert os.path.lexists(db.path)
