@@ -59,6 +59,7 @@ def resolve_store(store: str | os.PathLike[str] | None) -> Path:
             "another path"
         )
     path = home_expanded(text)
+    _check_cwd(path)
     try:
         if path.exists() and not path.is_dir():
             raise StorePathError(
@@ -90,6 +91,22 @@ def resolve_store(store: str | os.PathLike[str] | None) -> Path:
             "(chmod u+rx), or use another store"
         )
     return resolved
+
+
+def _check_cwd(path: Path) -> None:
+    """A relative store path is taken from the current directory: one that was deleted (or
+    cannot be read) is said as that, not as a store path that does not exist (a missing store
+    is made)."""
+    if path.is_absolute():
+        return
+    try:
+        os.getcwd()
+    except OSError as exc:
+        raise StorePathError(
+            f"the store path {shown_path(path)} is relative, but the current directory "
+            f"cannot be found ({exc.strerror}: it was deleted or moved): change to a directory "
+            "that exists, or give the store as an absolute path"
+        ) from exc
 
 
 def _check_length(path: Path) -> None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import html
 import os
+import subprocess
+import sys
+import textwrap
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -554,6 +557,42 @@ def test_a_store_path_that_is_a_loop_of_links_says_so(tmp_path: Path) -> None:
         sc.Runtime(first)
     assert type(e.value).__name__ == "StorePathError" and "make that directory" not in str(e.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
+
+
+def test_a_relative_store_path_in_a_deleted_current_directory_says_so(tmp_path: Path) -> None:
+    """Errors: with the current directory deleted, a relative store path (the default store
+    too) was said as "the store .sqlite-cells: No such file or directory — check the path and
+    the disk", although a missing store is made. It names the current directory as what is
+    missing and what to do; nothing is made. (In a subprocess: the test's own cwd stays.)"""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    code = textwrap.dedent(
+        f"""
+        import os, sys
+        import sqlite_cells as sc
+        os.chdir({str(gone)!r})
+        os.rmdir({str(gone)!r})
+        for args in [(), ("rel",)]:
+            try:
+                sc.Runtime(*args).close()
+                print("opened")
+            except sc.SqliteCellsError as exc:
+                print(type(exc).__name__, isinstance(exc, ValueError), exc)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env.pop("SQLITE_CELLS_STORE", None)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2, done.stdout
+    for line, shown in zip(lines, (".sqlite-cells", "rel"), strict=True):
+        assert line.startswith(f"StorePathError True the store path {shown} is relative, but ")
+        assert "the current directory cannot be found" in line
+        assert "give the store as an absolute path" in line and "check the disk" not in line
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_value_over_the_length_limit_names_the_cell_it_was_written_to() -> None:
