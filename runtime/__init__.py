@@ -99,6 +99,7 @@ from sqlite_cells.runtime._store import DEFAULT_STORE as DEFAULT_STORE
 from sqlite_cells.runtime._store import LONGEST_SQLITE_PATH as LONGEST_SQLITE_PATH
 from sqlite_cells.runtime._store import SPACE_FILES as SPACE_FILES
 from sqlite_cells.runtime._store import STORE_ENV as STORE_ENV
+from sqlite_cells.runtime._store import check_cwd as check_cwd
 from sqlite_cells.runtime._store import home_expanded as home_expanded
 from sqlite_cells.runtime._store import shown_path as shown_path
 from sqlite_cells.runtime._store import space_file_name as space_file_name
@@ -159,6 +160,7 @@ __all__ = [
     "busy_ms",
     "causal_cause",
     "check_companions",
+    "check_cwd",
     "check_file_kinds",
     "check_name",
     "check_not_dangling",

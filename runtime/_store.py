@@ -17,6 +17,7 @@ __all__ = [
     "DEFAULT_STORE",
     "LONGEST_SQLITE_PATH",
     "STORE_ENV",
+    "check_cwd",
     "home_expanded",
     "resolve_store",
     "shown_path",
@@ -59,7 +60,7 @@ def resolve_store(store: str | os.PathLike[str] | None) -> Path:
             "another path"
         )
     path = home_expanded(text)
-    _check_cwd(path)
+    check_cwd(path)
     try:
         if path.exists() and not path.is_dir():
             raise StorePathError(
@@ -93,7 +94,7 @@ def resolve_store(store: str | os.PathLike[str] | None) -> Path:
     return resolved
 
 
-def _check_cwd(path: Path) -> None:
+def check_cwd(path: Path) -> None:
     """A relative store path is taken from the current directory: one that was deleted (or
     cannot be read) is said as that, not as a store path that does not exist (a missing store
     is made)."""

@@ -87,6 +87,7 @@ from sqlite_cells.runtime import (
     FORMAT_VERSION,
     STORE_ENV,
     busy_ms,
+    check_cwd,
     describe,
     home_expanded,
     odd_kind,
@@ -697,9 +698,11 @@ def _expanded(store: str | os.PathLike[str]) -> Path:
     """``store`` with a leading ``~`` expanded: :class:`InspectError` (``store-path``) when the
     system knows no such home directory."""
     try:
-        return home_expanded(os.fspath(store))
+        path = home_expanded(os.fspath(store))
+        check_cwd(path)  # (a relative path in a deleted current directory names no store)
     except SqliteCellsError as exc:
         raise InspectError("store-path", str(exc)) from None
+    return path
 
 
 def store_dir(store: str | os.PathLike[str]) -> Path:

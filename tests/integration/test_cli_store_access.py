@@ -5,6 +5,8 @@ never an empty store (exit 0) nor a bare OS error."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -125,3 +127,38 @@ def test_a_space_file_the_user_may_not_read_is_named_with_what_to_do(shared_stor
     finally:
         space_file.chmod(0o644)
     assert sorted(p.name for p in shared_store.iterdir()) == before
+
+
+@pytest.mark.parametrize(
+    "command", [["inspect"], ["check"], ["gc"], ["query", "s", "d", "SELECT 1"]]
+)
+def test_the_default_store_in_a_deleted_current_directory_is_said_as_that(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """Errors: with the current directory deleted, the default store (./.sqlite-cells) was
+    said to be missing ("no store at .sqlite-cells … pass its path"); the command says the
+    current directory cannot be found, and to change to one that exists or give an absolute
+    path. Nothing is made."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    code = (
+        "import os, runpy, sys; "
+        f"os.chdir({str(gone)!r}); os.rmdir({str(gone)!r}); "
+        "sys.argv[0] = 'sqlite-cells'; runpy.run_module('sqlite_cells', run_name='__main__')"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
+    done = subprocess.run(
+        [sys.executable, "-c", code, *command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and "no store at" not in done.stderr
+    assert "the store path .sqlite-cells is relative, but the current directory cannot be" in (
+        done.stderr
+    )
+    assert "give the store as an absolute path" in done.stderr
+    assert list(tmp_path.iterdir()) == []
