@@ -157,6 +157,26 @@ class SqliteDb(Cell):
         """The space whose database this is (its handle cell lives there, R2)."""
         return self._space  # type: ignore[return-value]  # always a sqlite_cells Space
 
+    def _not_pickled(self) -> str:
+        # A link gives back a plain cell (rt.cell_from_link), not the database: what names
+        # the database is its space and name (or, for an injected file, its path).
+        decl = self.declaration
+        if decl.kind is SourceKind.DISK:
+            again = (
+                "the file's path; where it is needed, register the file again "
+                f"(space.register_disk_source({str(decl.path)!r})): the same handle"
+            )
+        else:
+            again = (
+                "name; where it is needed, declare it again with the same name and tables "
+                "(rt.space(space_id).sqlite_database(name, tables=…)): the same database, its "
+                "file and rows"
+            )
+        return (
+            f"{_named(self.space.file, self.id)} of space {self.space.id!r} cannot be pickled: "
+            f"it belongs to an open Runtime. Pickle its space id and {again}"
+        )
+
     @property
     def declaration(self) -> Declaration:
         """What this runtime declared for the database most recently: a re-declaration of its

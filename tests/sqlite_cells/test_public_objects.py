@@ -9,6 +9,7 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+import apsw
 import pytest
 
 import sqlite_cells as sc
@@ -48,6 +49,35 @@ def test_runtimes_spaces_queries_and_derived_cells_copy_as_themselves_and_refuse
             assert isinstance(refused.value, TypeError)
         rt.settle()
         assert query.get().result == [] and derived.get() == 1
+
+
+def test_pickling_a_database_says_how_to_get_the_database_back(tmp_path: Path) -> None:
+    """A database's pickle said what a cell's says: pickle its link and get it back with
+    ``rt.cell_from_link`` — which gives a plain cell, with no read or exec. It names the
+    database and says to declare it again by its space and name (an injected file: to register
+    its path again), which gives the same database."""
+    source = tmp_path / "source.db"
+    conn = apsw.Connection(str(source))
+    conn.execute("CREATE TABLE z (a)")
+    conn.close()
+    with sc.Runtime(tmp_path / "store") as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("d", tables=TABLES)
+        handle = space.register_disk_source(str(source))
+        for held in (db, handle):
+            with pytest.raises(sc.SqliteCellsError, match="cannot be pickled") as refused:
+                pickle.dumps(held)
+            assert isinstance(refused.value, TypeError)
+            message = str(refused.value)
+            assert f"{held.id}) of space 's'" in message or f"{held.id} of space 's'" in message
+            assert "cell_from_link" not in message
+        with pytest.raises(sc.SqliteCellsError) as refused:
+            pickle.dumps(db)
+        assert str(refused.value).startswith(f"database 'd' ({db.id}) of space 's' cannot be")
+        assert "rt.space(space_id).sqlite_database(name, tables=…)" in str(refused.value)
+        with pytest.raises(sc.SqliteCellsError) as refused:
+            pickle.dumps(handle)
+        assert f"space.register_disk_source({str(source)!r})" in str(refused.value)
 
 
 def test_a_transaction_copies_as_itself_refuses_pickling_and_shows_what_it_is(
