@@ -1340,8 +1340,10 @@ class SpaceFile:
             if now is None:  # (not kept in mind: the file may be put back, see catch_up)
                 raise StoreChanged(
                     str(self.path),
-                    f"the file of space {self.space_id!r} was deleted while this runtime had "
-                    "it open; nothing was committed: close this runtime and open a new one",
+                    f"the file of space {self.space_id!r} was deleted or moved away (its "
+                    "store folder too, perhaps) while this runtime had it open; nothing was "
+                    "committed: put it back at its path, or close this runtime and open one "
+                    "where it is now (a runtime opened here starts the space empty)",
                 )
             self._replaced = True
             raise self._replaced_error("nothing was committed")

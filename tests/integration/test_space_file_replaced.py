@@ -143,3 +143,28 @@ def test_a_space_file_upgraded_in_place_to_a_newer_format_refuses_the_next_commi
         assert conn.execute("SELECT max(seq), count(*) FROM _cf_log").fetchall() == before
         assert path.stat().st_ino == inode
         conn.close()
+
+
+def test_a_store_moved_under_a_runtime_says_where_its_spaces_went(tmp_path: Path) -> None:
+    """R73: a store folder renamed under a running runtime made its next commit say "the file of
+    space 's' was deleted …: close this runtime and open a new one" — and a new runtime at that
+    path starts the space empty, while its file is where it was moved. It says the file was
+    deleted or moved, to put it back or open a runtime where it is now; nothing is committed."""
+    store, moved = tmp_path / "store", tmp_path / "moved"
+    rt = sc.Runtime(store)
+    try:
+        space = rt.space("s")
+        cell = space.cell("c", default=0)
+        with space.transact():
+            cell.set(1)
+        store.rename(moved)
+        with pytest.raises(sc.StoreChanged) as raised, space.transact():
+            cell.set(2)
+    finally:
+        rt.close()
+    message = str(raised.value)
+    assert "was deleted or moved away" in message and "nothing was committed" in message
+    assert "put it back at its path" in message and "starts the space empty" in message
+    assert not store.exists()
+    with sc.Runtime(moved) as again:
+        assert again.space("s").cell("c").get() == 1
