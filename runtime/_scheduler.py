@@ -270,9 +270,10 @@ class Scheduler:
         # The completion of every subscriber, when close() could not wait for the thread to
         # get to it (busy in a subscriber): run by the thread once back (see _loop).
         self._late_completion: Callable[[], None] | None = None
-        # Nodes whose owner is gone (see own), appended from any thread — a finalizer may run
-        # while this thread holds _lock, so no lock — and looked at before the next work.
-        self._orphans: deque[Node] = deque()
+        # Nodes whose owner is gone (see own), and subscriptions whose holder is (see orphan),
+        # appended from any thread — a finalizer may run while this thread holds _lock, so no
+        # lock — and looked at before the next work.
+        self._orphans: deque[Node | Subscription] = deque()
         self._release_queued = False  # guarded by _lock
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
@@ -425,35 +426,49 @@ class Scheduler:
         return Subscription(node, observer)
 
     def unsubscribe(self, node: Node, observer: Observer) -> None:
-        def run() -> None:
-            if observer in node.subscribers:
-                node.subscribers.remove(observer)
-            if not node.subscribers:
-                self._observed.pop(id(node), None)
-                self._maybe_release(node)
+        self.submit(lambda: self._leave(node, observer))
 
-        self.submit(run)
+    def _leave(self, node: Node, observer: Observer) -> None:
+        if observer in node.subscribers:
+            node.subscribers.remove(observer)
+        if not node.subscribers:
+            self._observed.pop(id(node), None)
+            self._maybe_release(node)
 
-    def orphan(self, node: Node) -> None:
-        """``node``'s owner is gone (see :func:`own`); from any thread. A finalizer may run
-        where this thread holds ``_lock`` already: then the node waits for the next work."""
+    def orphan(self, node: Node | Subscription) -> None:
+        """``node``'s owner is gone (see :func:`own`), or the holder of a subscription is (an
+        async iterator dropped unclosed: see ``_streams.NodeValues``), which then ends; from any
+        thread. A finalizer may run where this thread holds ``_lock`` already: then the node
+        waits for the next work."""
         self._orphans.append(node)
         if not self._lock.acquire(blocking=False):
             return
         try:
-            if not self._closed and not self._release_queued:
-                self._release_queued = True
-                self._queue_item(self._epoch_here(), self._release_orphans)
+            self._queue_release()
         finally:
             self._lock.release()
+
+    def _queue_release(self) -> None:
+        """(Under ``_lock``.)"""
+        if not self._closed and not self._release_queued:
+            self._release_queued = True
+            self._queue_item(self._epoch_here(), self._release_orphans)
 
     def _release_orphans(self) -> None:
         with self._lock:
             self._release_queued = False
         orphans = self._orphans
-        waiting: list[Node] = []
+        waiting: list[Node | Subscription] = []
         while orphans:
             node = orphans.popleft()
+            if isinstance(node, Subscription):
+                with self._lock:
+                    if id(node.observer) in self._joining:  # its joining is queued: it leaves
+                        waiting.append(node)  # after it, at a release queued behind it
+                        self._queue_release()
+                        continue
+                self._leave(node.node, node.observer)
+                continue
             if not node.ready.is_set() and id(node) not in self._unborn:
                 waiting.append(node)  # its first value comes first (settle waits for it, R51)
                 continue

@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncGenerator, Callable, Iterator
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
 from sqlite_cells.codec import ClosedError, TransactionError
@@ -23,9 +24,9 @@ if TYPE_CHECKING:
     from reactivex import Observable, abc
 
     from sqlite_cells.runtime._cell import Cell, Reactive
-    from sqlite_cells.runtime._scheduler import Node
+    from sqlite_cells.runtime._scheduler import Node, Subscription
 
-__all__ = ["AWAKE_EVERY", "awake", "node_values", "observe_node"]
+__all__ = ["AWAKE_EVERY", "NodeValues", "awake", "node_values", "observe_node"]
 
 # How often the event loop wakes while a task awaits what another thread ends (a commit, a
 # settle, a node's next value): a notebook kernel notes its interrupt where nothing wakes the
@@ -187,47 +188,99 @@ class _OnLoop:
         return lambda: self._hand(deliver)
 
 
-async def node_values(owner: Cell | Reactive, what: str, waited: str) -> AsyncGenerator[Any, None]:
+def node_values(owner: Cell | Reactive, what: str, waited: str) -> NodeValues:
     """The current value of ``owner``'s node, then each change, on the running event loop.
 
     The stream's end is raised, never waited out: ``on_error``'s error as it came, and the
     runtime closing (or closed at the call, when the subscription completes at once) as a
     ``ClosedError`` naming ``what`` — a loop waiting for a next value would otherwise wait for
-    ever. Leaving the loop unsubscribes.
+    ever. Leaving the loop unsubscribes: see :class:`NodeValues`.
 
     On the scheduler thread (a subscriber or derive function that runs an event loop), or where
     the scheduler waits for the caller (see ``Scheduler.building``), nothing is delivered while
     the caller waits: only the current value is yielded, and asking for another (``waited``,
     what the caller would wait for) raises :class:`TransactionError` at once, as
     ``rt.settled()`` returns at once there, instead of stopping the runtime's deliveries."""
-    node = owner._node()
-    if node.scheduler.settles_at_once:
-        if node.scheduler.closed:
-            raise _closed(what)
-        yield _value_here(node, what, waited)
-        raise _cannot_wait(what, waited)
-    queue: asyncio.Queue[tuple[bool, Any]] = asyncio.Queue()
-    disposed = threading.Event()
-    on_loop = _OnLoop(asyncio.get_running_loop(), disposed)
-    subscription = node.scheduler.subscribe(
-        node,
-        on_loop.handing(lambda value: queue.put_nowait((True, value))),
-        on_loop.handing(lambda error: queue.put_nowait((False, error))),
-        on_loop.handing_completion(lambda: queue.put_nowait((False, None))),
-    )
-    try:
-        while True:
-            with awake():  # (a kernel's interrupt of the wait lands at once)
-                is_value, item = await queue.get()
-            if is_value:
-                yield item
-            elif item is None:
-                raise _closed(what)
-            else:
-                raise item
-    finally:
-        disposed.set()
-        subscription.dispose()
+    return NodeValues(owner, what, waited)
+
+
+class NodeValues(AsyncIterator[Any]):
+    """The async iterator :func:`node_values` returns. It subscribes at its first ``__anext__``
+    and lets go of the subscription when it ends (its error, the runtime closing, a cancelled
+    wait: it yields nothing more after), at ``aclose()``, and when it is dropped — an ``async
+    for`` left by ``break`` or ``return`` closes nothing, and an async generator left so kept
+    its subscription until the loop's shutdown closed it: never, on a loop run by hand.
+
+    Dropped, it is let go by a finalizer, which may run where the scheduler thread holds its
+    lock: the subscription is handed over as an orphan (:meth:`Scheduler.orphan`), which never
+    waits for that lock. The subscriber's callbacks hold the queue, never this object, so that
+    the subscription does not keep it alive."""
+
+    def __init__(self, owner: Cell | Reactive, what: str, waited: str) -> None:
+        self._owner = owner
+        self._what = what
+        self._waited = waited
+        self._queue: asyncio.Queue[tuple[bool, Any]] | None = None
+        self._here = False  # on the scheduler thread: the current value was yielded
+        self._ended = False
+        self._end: weakref.finalize[[threading.Event, Subscription], NodeValues] | None = None
+
+    def __aiter__(self) -> NodeValues:
+        return self
+
+    async def __anext__(self) -> Any:
+        if self._ended:
+            raise StopAsyncIteration
+        try:
+            return await self._next()
+        except BaseException:
+            self._close()  # (as a generator that raised: it is over)
+            raise
+
+    async def aclose(self) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        self._ended = True
+        if self._end is not None:
+            self._end()  # (once: a finalizer called again does nothing)
+
+    async def _next(self) -> Any:
+        queue = self._queue
+        if queue is None:
+            if self._here:
+                raise _cannot_wait(self._what, self._waited)
+            node = self._owner._node()
+            if node.scheduler.settles_at_once:
+                if node.scheduler.closed:
+                    raise _closed(self._what)
+                self._here = True
+                return _value_here(node, self._what, self._waited)
+            queue = self._queue = asyncio.Queue()
+            disposed = threading.Event()
+            on_loop = _OnLoop(asyncio.get_running_loop(), disposed)
+            subscription = node.scheduler.subscribe(
+                node,
+                on_loop.handing(lambda value: queue.put_nowait((True, value))),
+                on_loop.handing(lambda error: queue.put_nowait((False, error))),
+                on_loop.handing_completion(lambda: queue.put_nowait((False, None))),
+            )
+            self._end = weakref.finalize(self, _let_go, disposed, subscription)
+            self._end.atexit = False  # at exit there is nothing left to release
+        with awake():  # (a kernel's interrupt of the wait lands at once)
+            is_value, item = await queue.get()
+        if is_value:
+            return item
+        if item is None:
+            raise _closed(self._what)
+        raise item
+
+
+def _let_go(disposed: threading.Event, subscription: Subscription) -> None:
+    """End a :class:`NodeValues`' subscription, from any thread, never waiting for the
+    scheduler's lock (a finalizer may run where its thread holds it)."""
+    disposed.set()  # what is already on its way to the loop is dropped there
+    subscription.node.scheduler.orphan(subscription)
 
 
 def _closed(what: str) -> ClosedError:

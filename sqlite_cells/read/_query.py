@@ -481,15 +481,15 @@ class Query(Reactive, Generic[T]):
         raise AssertionError("unreachable: node_values() never ends")  # pragma: no cover
 
     @checked_arguments
-    async def states(self) -> AsyncIterator[QueryState[T]]:
+    def states(self) -> AsyncIterator[QueryState[T]]:
         """The current state, then each change, as an async iterator (stop by leaving the
-        loop). States are handed over from the scheduler thread to the running event loop.
-        The runtime closing (or closed at the call) ends it with ``ClosedError``: a loop that
-        waits for the next state never waits for ever. On the scheduler thread it yields the
-        current state only, then raises ``TransactionError``: nothing is delivered there while
-        it waits."""
-        async for state in node_values(self, "Query.states()", "the query's next state"):
-            yield state
+        loop: its subscription ends when the iterator is dropped — as ``async for s in
+        q.states()`` is left, by ``break`` or ``return`` too — or at ``aclose()``). States are
+        handed over from the scheduler thread to the running event loop. The runtime closing
+        (or closed at the call) ends it with ``ClosedError``: a loop that waits for the next
+        state never waits for ever. On the scheduler thread it yields the current state only,
+        then raises ``TransactionError``: nothing is delivered there while it waits."""
+        return node_values(self, "Query.states()", "the query's next state")
 
     @checked_arguments
     def display(self) -> Any:

@@ -6,6 +6,7 @@ wait."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import subprocess
@@ -1463,6 +1464,50 @@ def test_first_lets_go_of_its_subscription_as_it_returns(store: Path) -> None:
                 loop.close()
         assert rt.settle()  # (a subscription is let go on the scheduler thread)
         assert len(q._graph_node.subscribers) == 0
+
+
+def test_states_lets_go_of_its_subscription_when_its_loop_is_left(
+    store: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``async for s in q.states()`` left by ``return`` (or ``break``) closed nothing: the
+    async generator kept its subscription until the loop's finalizer closed it — never, on a
+    loop run by hand — each such loop left a subscriber for good, and asyncio logged a task
+    destroyed while pending. The iterator lets go as it is dropped, or at ``aclose()``."""
+
+    async def first_state(q: sc.Query[Any]) -> sc.QueryState[Any]:
+        async for state in q.states():
+            return state
+        raise AssertionError("states() ended")
+
+    async def until_rows(q: sc.Query[Any]) -> sc.QueryState[Any]:
+        async for state in q.states():
+            if not state.pending:
+                break
+        return state
+
+    async def closed(q: sc.Query[Any]) -> list[sc.QueryState[Any]]:
+        states = q.states()
+        seen = [await anext(states)]
+        await states.aclose()  # type: ignore[attr-defined]  # (typed as an AsyncIterator)
+        seen.extend([state async for state in states])  # nothing after aclose()
+        return seen
+
+    with sc.Runtime(store) as rt:
+        db = rt.space("demo").sqlite_database("chat", tables={"m": sc.table(body="text")})
+        q = db.query("SELECT count(*) AS n FROM m")
+        for _ in range(3):
+            loop = asyncio.new_event_loop()
+            try:
+                assert loop.run_until_complete(first_state(q)).seq == 0
+            finally:
+                loop.close()
+        for _ in range(3):
+            assert asyncio.run(until_rows(q)).result == [{"n": 0}]
+        assert len(asyncio.run(closed(q))) == 1
+        gc.collect()
+        assert rt.settle()  # (a subscription is let go on the scheduler thread)
+        assert len(q._graph_node.subscribers) == 0
+    assert "Task was destroyed" not in caplog.text
 
 
 def test_update_with_an_async_function_is_refused_before_anything_is_written(
