@@ -525,7 +525,10 @@ def check_cell_value(value: Any, key: object, *, sql: str, db_id: str) -> None:
 
     where = f"parameter {key}"
     column = compared_links(sql).get(key)
-    if column is None or isinstance(value, Cell | Reactive):  # (a cell: its own advice)
+    # (a cell: its own advice; text: one SQLite cannot bind — a lone surrogate, as a derived
+    # cell's text decoded with surrogateescape holds — is refused as such, before it is
+    # encoded to be looked at as a link)
+    if column is None or isinstance(value, Cell | Reactive | str):
         _check_bindable(value, where, fail)
     if column is not None and not (type(value) is str and not link_text_problem(value.encode())):
         # (whatever it is — a number, a list, a dict: only link text can match that column)

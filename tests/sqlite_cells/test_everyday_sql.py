@@ -920,6 +920,40 @@ def test_a_cell_whose_value_is_no_link_compared_with_a_link_column_is_refused(
     assert world.all_rows() == before
 
 
+def test_a_cell_of_text_sqlite_cannot_bind_compared_with_a_link_column_is_refused(
+    world: World,
+) -> None:
+    """A derived cell may hold text with a lone surrogate (a file name decoded with
+    ``surrogateescape``), which SQLite cannot bind. Compared with a link column, the read
+    refused it with a raw ``UnicodeEncodeError`` (the text was encoded to be looked at as a
+    link) and the live query stayed pending for good with no error; both now say what any
+    other use of that value says."""
+    name = world.space.cell("file_name")
+    with world.space.transact():
+        name.set("report")
+    decoded = sc.derive(name, lambda v: v + "\udcff")
+    world.rt.settle(10)
+    before = world.all_rows()
+    for sql in (
+        "SELECT id FROM posts WHERE owner_cf_link = ?",
+        "SELECT id FROM posts WHERE owner_cf_link = ? OR title = ?1",
+    ):
+        with pytest.raises(sc.QueryError) as info:
+            world.db.read(sql, [decoded])
+        said = str(info.value)
+        assert isinstance(info.value, ValueError)
+        assert (
+            "the value of the cell given as parameter 1 is text with a lone surrogate at "
+            "position 6 ('report\\udcff'), which SQLite cannot store as UTF-8"
+        ) in said, said
+        query = world.db.query(sql, [decoded])
+        world.rt.settle(10)
+        state = query.get()
+        assert not state.pending and state.result is None
+        assert isinstance(state.error, sc.QueryError) and str(state.error) == said
+    assert world.all_rows() == before
+
+
 # ---------------------------------------------------------------------------------------------
 # What the SPEC forbids stays refused, with its kind
 
