@@ -417,28 +417,33 @@ def _encode(
             f"{where} targets the link column {target} but is a {type(value).__name__}: bind a "
             "Cell (stored as its link) or None"
         )
+    # A subclass of int, str or bytes is read through its base type, as SQLite reads it: its
+    # own methods (a comparison, len, isascii) may raise or say something else (Errors).
     if isinstance(value, int):
-        if not _INT64_MIN <= value <= _INT64_MAX:
+        number = int.__index__(value)  # (True binds 1)
+        if not _INT64_MIN <= number <= _INT64_MAX:
             raise fail(
-                f"{where} is {brief_repr(value)}, outside SQLite's 64-bit integers: bind it as "
+                f"{where} is {brief_repr(number)}, outside SQLite's 64-bit integers: bind it as "
                 "text (str(n)) or as a float"
             )
-        return int(value) if isinstance(value, bool) else value
+        return number
     if isinstance(value, str):
-        position = surrogate_at(value)
+        text = str.__str__(value)
+        position = surrogate_at(text)
         if position is not None:
             raise fail(
                 f"{where} is text with a lone surrogate at position {position} "
-                f"({_shown(value, position)}), which SQLite cannot store as UTF-8: decode the "
+                f"({_shown(text, position)}), which SQLite cannot store as UTF-8: decode the "
                 "text properly first"
             )
-        if _too_long(value):
-            raise fail(_over_limit(where, len(value.encode("utf-8")), "text"))
-        return value
+        if _too_long(text):
+            raise fail(_over_limit(where, len(text.encode("utf-8")), "text"))
+        return text
     if isinstance(value, bytes):
-        if len(value) > LENGTH_LIMIT:
-            raise fail(_over_limit(where, len(value), "bytes"))
-        return value
+        data = bytes(memoryview(value))
+        if len(data) > LENGTH_LIMIT:
+            raise fail(_over_limit(where, len(data), "bytes"))
+        return data
     if isinstance(value, float):
         if math.isnan(value):  # (reads the double itself: a subclass's __ne__ says nothing)
             raise fail(

@@ -166,6 +166,59 @@ def test_a_live_query_takes_parameters_whose_class_repr_raises_or_hides_the_valu
     assert seen == [(False, [{"x": 1}]), (True, [{"x": 1}]), (False, [{"x": 2}])]
 
 
+class Closed(str):
+    """Text of a class whose own methods raise (a lazily loaded text of another library)."""
+
+    def isascii(self) -> bool:
+        raise RuntimeError("Closed.isascii")
+
+    def __len__(self) -> int:
+        raise RuntimeError("Closed.__len__")
+
+
+class ClosedBytes(bytes):
+    def __len__(self) -> int:
+        raise RuntimeError("ClosedBytes.__len__")
+
+
+class Uncomparable(int):
+    def __le__(self, other: object) -> bool:
+        raise RuntimeError("Uncomparable.__le__")
+
+    def __ge__(self, other: object) -> bool:
+        raise RuntimeError("Uncomparable.__ge__")
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [(Closed("hi"), "hi"), (ClosedBytes(b"hi"), b"hi"), (Uncomparable(7), 7)],
+    ids=["str", "bytes", "int"],
+)
+def test_parameters_of_a_base_type_whose_own_methods_raise_bind_as_their_value(
+    rt: sc.Runtime, space: Space, value: Any, stored: Any
+) -> None:
+    """An int, str or bytes of a class whose own methods (a comparison, ``len``, ``isascii``)
+    raise is bound as SQLite binds it, by its base type's value: the checks of the value read
+    it through that type too. They called its methods, so a read, a write, a read of a derived
+    cell holding it raised the class's raw error, and a live query of that cell stayed
+    pending for good with no error."""
+    db = space.sqlite_database("d", tables={"t": sc.table(v="blob")})
+    assert db.read("SELECT ? AS v", [value]) == [{"v": stored}]
+    assert db.read("SELECT :v AS v", {"v": value}) == [{"v": stored}]
+    with space.transact():
+        db.exec("INSERT INTO t (v) VALUES (?)", [value])
+        db.exec_many("INSERT INTO t (v) VALUES (?)", [[value], (value,)])
+    assert db.read("SELECT v FROM t") == [{"v": stored}] * 3
+    n = space.cell("n", default=0)
+    holding = sc.derive(n, lambda _: value)
+    assert rt.settle(timeout=10)
+    assert db.read("SELECT ? AS v", [holding]) == [{"v": stored}]
+    query = db.query("SELECT ? AS v", [holding])
+    assert rt.settle(timeout=10)
+    state = query.get()
+    assert (state.pending, state.result, state.error) == (False, [{"v": stored}], None)
+
+
 def test_a_cell_value_of_a_container_that_raises_is_a_value_encode_error(space: Space) -> None:
     cell = space.cell("c", default=0)
 
