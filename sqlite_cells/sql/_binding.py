@@ -535,7 +535,10 @@ def check_cell_value(value: Any, key: object, *, sql: str, db_id: str) -> None:
     # encoded to be looked at as a link)
     if column is None or isinstance(value, Cell | Reactive | str):
         _check_bindable(value, where, fail)
-    if column is not None and not (type(value) is str and not link_text_problem(value.encode())):
+    # (text of a subclass of str is its base type's text, as SQLite binds it: see _encode)
+    if column is not None and not (
+        isinstance(value, str) and not link_text_problem(str.__str__(value).encode())
+    ):
         # (whatever it is — a number, a list, a dict: only link text can match that column)
         shown = f"{brief_repr(value)} ({type(value).__name__})"
         raise fail(

@@ -954,6 +954,33 @@ def test_a_cell_of_text_sqlite_cannot_bind_compared_with_a_link_column_is_refuse
     assert world.all_rows() == before
 
 
+class _Markup(str):
+    """Text of another library's subclass of str (an escaped-markup type, say)."""
+
+
+def test_a_cell_of_link_text_of_a_str_subclass_matches_a_link_column(world: World) -> None:
+    """Link text held as a subclass of str is bound as its text, which SQLite compares with
+    the link column like any link text: it was refused as "not a link" (only an exact ``str``
+    was looked at), while the same subclass given for any other column binds as its text."""
+    ann = world.owners[ANN]
+    holder = world.space.cell("holder_of_link_text")
+    with world.space.transact():
+        holder.set(ann.link_str())
+    as_markup = sc.derive(holder, _Markup)
+    world.rt.settle(10)
+    sql = "SELECT id FROM posts WHERE owner_cf_link = ? ORDER BY id"
+    expected = world.plain_rows(sql, [ANN])
+    assert expected and world.db.read(sql, [as_markup]) == expected
+    query = world.db.query(sql, [as_markup])
+    world.rt.settle(10)
+    assert query.get().result == expected and query.get().error is None
+    with world.space.transact():
+        holder.set("ann")
+    world.rt.settle(10)
+    with pytest.raises(sc.QueryError, match=r"is 'ann' \(_Markup\), not a link"):
+        world.db.read(sql, [as_markup])
+
+
 # ---------------------------------------------------------------------------------------------
 # What the SPEC forbids stays refused, with its kind
 
