@@ -38,11 +38,28 @@ __all__ = ["Node", "Scheduler", "Subscription", "Work", "own"]
 # How long one wait of ``settle`` lasts before it looks again (seconds; see Scheduler.settle).
 _WAIT_SLICE = 0.1
 # The scheduler of each scheduler thread, by the thread's ident, and what a scheduler thread
-# waits for in ``settle`` (a subscriber of one runtime settling another runtime): each changed
+# waits for in ``settle`` or for a first value (a subscriber of one runtime settling another
+# runtime, or reading its derived cell or query, see Scheduler.wait_ready): each changed
 # by single dict operations, atomic for other threads. A wait that comes back to the waiter
 # would never end (see Scheduler._check_cycle).
 _SCHEDULER_OF: dict[int, Scheduler] = {}
 _SETTLING: dict[int, Scheduler] = {}
+
+
+# What a wait of one scheduler thread for another runtime that closes a circle raises (see
+# Scheduler._check_cycle).
+_SETTLE_CYCLE = (
+    "settle() of one runtime, called on another runtime's scheduler thread (a subscriber or "
+    "derived cell), waits for a runtime whose own subscriber waits for that one to settle: "
+    "neither could ever deliver again; settle from outside subscribers and derived functions"
+)
+_GET_CYCLE = (
+    "get() of a derived cell or query of one runtime, called on another runtime's scheduler "
+    "thread (a subscriber or derive function), waits for its first value, which that runtime "
+    "computes only once its own subscriber or derive function, waiting for the first runtime, "
+    "returns: neither could ever deliver again; give the value as an input of a derived cell "
+    "of one runtime, or read it outside subscribers and derive functions"
+)
 
 
 class _Building(threading.local):
@@ -171,13 +188,14 @@ class Node:
 
     def current(self) -> Any:
         """The node's value, after its first computation: computed inline on the scheduler
-        thread, waited for elsewhere (``ClosedError`` if the runtime closes meanwhile)."""
+        thread, waited for elsewhere (``ClosedError`` if the runtime closes meanwhile;
+        ``TransactionError`` on another runtime's scheduler thread when that wait would close a
+        circle of such waits, see :meth:`Scheduler.wait_ready`)."""
         if not self.ready.is_set():
             if self.scheduler.on_thread:
                 self.scheduler._ensure_ready(self)
             else:
-                while not self.ready.wait(0.1):
-                    self.scheduler.check_open()
+                self.scheduler.wait_ready(self)
         return self.value
 
     def __lt__(self, other: Node) -> bool:
@@ -715,11 +733,7 @@ class Scheduler:
         raises when the wait can never end (see ``Runtime._settle``)."""
         if self.settles_at_once:
             return True
-        me = threading.get_ident()
-        waiter = _SCHEDULER_OF.get(me)  # this is another runtime's scheduler thread
-        if waiter is not None:
-            _SETTLING[me] = self
-        try:
+        with self._waited_by_thread() as waiter:
             end = None if timeout is None else time.monotonic() + timeout
             with self._lock:
                 past = self._next_epoch
@@ -733,13 +747,38 @@ class Scheduler:
                     if stuck is not None:
                         stuck()
                     if waiter is not None:
-                        self._check_cycle(waiter)
+                        self._check_cycle(waiter, _SETTLE_CYCLE)
                 return True
-        finally:
-            if waiter is not None:
-                _SETTLING.pop(me, None)
 
-    def _check_cycle(self, waiter: Scheduler) -> None:
+    def wait_ready(self, node: Node) -> None:
+        """Wait, off this scheduler's thread, for ``node``'s first value (``ClosedError`` if
+        the runtime closes meanwhile). On another runtime's scheduler thread (a subscriber or
+        derive function reading this runtime's derived cell or query) the wait is recorded as
+        ``settle``'s is, and raises :class:`TransactionError` when this runtime's thread waits,
+        through such waits, for that one: the two first values would wait for each other for
+        ever, and both runtimes with them."""
+        with self._waited_by_thread() as waiter:
+            while not node.ready.wait(_WAIT_SLICE):
+                self.check_open()
+                if waiter is not None:
+                    self._check_cycle(waiter, _GET_CYCLE)
+
+    @contextmanager
+    def _waited_by_thread(self) -> Iterator[Scheduler | None]:
+        """Record, while inside, that the calling thread waits for this scheduler, when it is
+        another runtime's scheduler thread; gives that runtime's scheduler (None elsewhere)."""
+        me = threading.get_ident()
+        waiter = _SCHEDULER_OF.get(me)  # this is another runtime's scheduler thread
+        if waiter is None:
+            yield None
+            return
+        _SETTLING[me] = self
+        try:
+            yield waiter
+        finally:
+            _SETTLING.pop(me, None)
+
+    def _check_cycle(self, waiter: Scheduler, message: str) -> None:
         """Raise :class:`TransactionError` if this scheduler's thread waits, through the
         settles of other runtimes' subscribers, for ``waiter``, whose thread waits for this one
         to settle: none of them could ever deliver again (each settle would wait for ever, and
@@ -751,12 +790,7 @@ class Scheduler:
             if nxt is None:
                 return
             if nxt is waiter:
-                raise TransactionError(
-                    "settle() of one runtime, called on another runtime's scheduler thread (a "
-                    "subscriber or derived cell), waits for a runtime whose own subscriber waits "
-                    "for that one to settle: neither could ever deliver again; settle from "
-                    "outside subscribers and derived functions"
-                )
+                raise TransactionError(message)
             at = nxt
 
     def _settled(self, past: int) -> bool:

@@ -352,3 +352,50 @@ def test_subscribers_of_two_runtimes_settling_each_other_do_not_wait_for_ever(
     finally:
         a_rt.close()
         b_rt.close()
+
+
+def test_derived_cells_of_two_runtimes_reading_each_other_first_do_not_wait_for_ever(
+    tmp_path: Path,
+) -> None:
+    """Each of two runtimes' derive functions reads the other runtime's derived cell before
+    either has its first value: each scheduler thread waited in ``get()`` for the other, for
+    ever (neither runtime delivered again, ``settle()`` never returned). The wait that closes
+    the circle raises ``TransactionError``, both cells fail with it, and both runtimes go on."""
+    a_rt, b_rt = sc.Runtime(tmp_path / "a"), sc.Runtime(tmp_path / "b")
+    try:
+        a = a_rt.space("s").cell("a", default=0)
+        b = b_rt.space("s").cell("b", default=0)
+        made, x_runs, y_runs = threading.Event(), threading.Event(), threading.Event()
+        cells: dict[str, Any] = {}
+
+        def from_y(v: int) -> int:
+            if v:
+                return v
+            x_runs.set()  # both first computations run at once, each reading the other's cell
+            assert made.wait(30) and y_runs.wait(30)
+            return cells["y"].get()
+
+        def from_x(v: int) -> int:
+            if v:
+                return v
+            y_runs.set()
+            assert made.wait(30) and x_runs.wait(30)
+            return cells["x"].get()
+
+        cells["x"] = x = sc.derive(a, from_y)
+        cells["y"] = y = sc.derive(b, from_x)
+        made.set()
+        assert a_rt.settle(timeout=30) and b_rt.settle(timeout=30)
+        for cell in (x, y):
+            with pytest.raises(sc.TransactionError, match=r"get\(\) of a derived cell") as info:
+                cell.get()
+            assert "waits for its first value" in str(info.value)
+        with a_rt.space("s").transact():
+            a.set(2)
+        with b_rt.space("s").transact():
+            b.set(3)
+        assert a_rt.settle(timeout=30) and b_rt.settle(timeout=30)
+        assert (x.get(), y.get()) == (2, 3)
+    finally:
+        a_rt.close()
+        b_rt.close()
