@@ -573,6 +573,7 @@ class Runtime(Reference):
                 claimed = self._claim_close()
             if not claimed:
                 return
+            self.scheduler.closing()  # (its ClosedErrors end streams from here: see _failed)
             with self._lock:
                 spaces = list(self._spaces.values())
             self._close_extensions()

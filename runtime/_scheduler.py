@@ -254,6 +254,9 @@ class Scheduler:
         self._current: int | None = None
         self._item_epochs: list[int] = []
         self._closed = False
+        # Set once the runtime begins to close (see closing): a ClosedError from then on is
+        # the runtime closing, not a computation's failure (see _ends_stream).
+        self._closing = False
         # Owned by the scheduler thread: the view of committed values and who watches them.
         self._view: dict[tuple[SpaceFile, str], Entity] = {}
         self._watchers: dict[tuple[SpaceFile, str], list[Node]] = {}
@@ -840,6 +843,17 @@ class Scheduler:
         if not self.on_thread:
             self._thread.join(timeout=CLOSE_WAIT)
 
+    def closing(self) -> None:
+        """The runtime begins to close (its parts close before this scheduler does): from now
+        on a computation that raises :class:`ClosedError` met the close (see :meth:`_failed`)."""
+        self._closing = True
+
+    def _ends_stream(self, error: BaseException) -> bool:
+        """Whether ``error``, raised by a computation, is this runtime closing under it — not a
+        ``ClosedError`` of something else the computation used (another runtime closed), which
+        is its failure like any other."""
+        return isinstance(error, ClosedError) and (self._closing or self._closed)
+
     def _failed(
         self, node: Node, observers: list[Observer], error: BaseException
     ) -> list[tuple[Callable[[Any], None], Any]]:
@@ -847,7 +861,7 @@ class Scheduler:
         ``on_error``; but a computation that met the runtime closing failed at nothing — the
         stream has ended, as it ends for every subscriber at close, so they get
         ``on_completed`` (once: they leave the node)."""
-        if not isinstance(error, ClosedError):
+        if not self._ends_stream(error):
             return _errors(observers, error)
         ended = list(observers)
         node.subscribers[:] = [o for o in node.subscribers if o not in ended]
@@ -1014,7 +1028,7 @@ class Scheduler:
             _, node.value = node.compute()
         except BaseException as exc:  # the node's own failure (see Node.error)
             node.error = exc
-            if not isinstance(exc, ClosedError):  # the runtime closed first: nothing is wrong
+            if not self._ends_stream(exc):  # the runtime closed first: nothing is wrong
                 log.warning("first computation of %r failed: %r", node, exc)
         node.ready.set()
         if node.subscribers:
@@ -1168,7 +1182,7 @@ class Scheduler:
                     changed, value = node.compute()
                 except BaseException as exc:  # the node's own failure (see Node.error)
                     # Kept for get() and handed to subscribers' on_error; the last value stays.
-                    if not isinstance(exc, ClosedError):  # (the runtime closing: see _failed)
+                    if not self._ends_stream(exc):  # (the runtime closing: see _failed)
                         log.warning("re-computation of %r failed: %r", node, exc)
                     node.error = exc
                     deliveries.extend(self._failed(node, node.subscribers, exc))

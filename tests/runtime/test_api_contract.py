@@ -399,3 +399,50 @@ def test_derived_cells_of_two_runtimes_reading_each_other_first_do_not_wait_for_
     finally:
         a_rt.close()
         b_rt.close()
+
+
+def test_a_derive_function_meeting_another_runtime_closed_fails_and_ends_no_stream(
+    tmp_path: Path,
+) -> None:
+    """A derive function reading a cell of another runtime that has been closed raises that
+    runtime's ``ClosedError``: it was taken for this runtime closing, so the derived cell's
+    subscribers were told the stream ended (``on_completed``, nothing logged) though the runtime
+    runs on, and got nothing again. It is the computation's failure: ``on_error``, and a
+    subscriber made after it recovers gets the values."""
+    rt, other_rt = sc.Runtime(tmp_path / "a"), sc.Runtime(tmp_path / "b")
+    try:
+        space = rt.space("s")
+        a = space.cell("a", default=1)
+        lookup = {"cell": other_rt.space("s").cell("o", default=100)}
+        total = sc.derive(a, lambda v: v + lookup["cell"].get())
+        events: list[tuple[str, Any]] = []
+        total.observe().subscribe(
+            lambda v: events.append(("next", v)),
+            lambda e: events.append(("error", e)),
+            lambda: events.append(("completed", None)),
+        )
+        rt.settle()
+        other_rt.close()
+        with space.transact():
+            a.set(2)
+        rt.settle()
+        assert [kind for kind, _ in events] == ["next", "error"]
+        assert events[0][1] == 101
+        assert isinstance(events[1][1], sc.ClosedError)
+        with pytest.raises(sc.ClosedError):
+            total.get()
+        other_rt = sc.Runtime(tmp_path / "c")
+        lookup["cell"] = other_rt.space("s").cell("o", default=1000)
+        with space.transact():
+            a.set(3)
+        rt.settle()
+        assert total.get() == 1003
+        later: list[int] = []
+        total.observe().subscribe(later.append)
+        with space.transact():
+            a.set(4)
+        rt.settle()
+        assert later == [1003, 1004]
+    finally:
+        rt.close()
+        other_rt.close()
