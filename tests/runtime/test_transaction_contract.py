@@ -1042,7 +1042,7 @@ def test_a_task_writing_back_what_it_read_after_its_maker_wrote_it_is_refused(
     assert x.get() == 11
 
 
-def _bump_in_another_thread(space: sc.Space, c: sc.Cell[int]) -> None:
+def _bump_in_another_thread(space: sc.Space, c: sc.Cell) -> None:
     """Commit ``c + 1`` in a thread of its own, and wait for it: a handler's try that read ``c``
     conflicts."""
 
