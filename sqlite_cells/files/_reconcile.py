@@ -57,7 +57,7 @@ from sqlite_cells.codec import (
     decode_record,
 )
 from sqlite_cells.files._changesets import Inexact, apply_exactly
-from sqlite_cells.files._damage import quick_check
+from sqlite_cells.files._damage import is_damage, quick_check
 from sqlite_cells.files._held_files import copy_file
 from sqlite_cells.files._layout import (
     DROP_KIND,
@@ -381,6 +381,15 @@ def orphan_outcome(db_id: str, path: Path, space_id: str) -> Outcome:
         finally:
             conn.close()
     except (apsw.Error, _Damaged) as exc:
+        if isinstance(exc, _Damaged) or is_damage(exc):
+            # Told as a damaged file of a space with a file is (see _damaged); no log holds
+            # a commit of it to rebuild it from.
+            said = (
+                f"{DAMAGED_FILE}: {exc}; {CANNOT_REBUILD}: its space has no file (nothing was "
+                "ever committed there); the damaged file is kept as found: move it out of the "
+                "store and the database reads as declared, with no rows"
+            )
+            return _quarantine(db_id, path, 0, 0, said)
         return _quarantine(db_id, path, 0, 0, _why(exc))
     if db_seq == 0:
         return Outcome(db_id, path, 0, 0, Action.IN_SYNC)

@@ -428,3 +428,30 @@ def test_something_else_at_a_database_path_of_a_space_without_a_file_is_named(
         assert not space.file.path.exists()
     assert sorted(p.name for p in store.iterdir()) == before  # left as found, nothing made
     assert os.path.lexists(db.path)
+
+
+def test_a_damaged_file_at_a_database_path_of_a_space_without_a_file_is_told_as_damaged(
+    store: Path,
+) -> None:
+    """A space never written has no file: bytes that are not a database at its database's
+    path were quarantined with SQLite's bare "file is not a database", not told as the damaged
+    file it is (what it is, that no log can rebuild it, what to do)."""
+    garbage = b"hello" * 1000
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("d", tables=TABLES)
+        db.path.write_bytes(garbage)
+        before = sorted(p.name for p in store.iterdir())
+        with pytest.raises(sc.Quarantined) as raised:
+            db.read("SELECT v FROM t")
+        message = str(raised.value)
+        assert str(db.path) in message
+        assert "damaged file: file is not a database" in message
+        assert "its space has no file" in message
+        assert "move it out of the store" in message
+        with pytest.raises(sc.Quarantined) as raised, space.transact():
+            db.exec("INSERT INTO t (v) VALUES ('a')")
+        assert "damaged file: file is not a database" in str(raised.value)
+        assert not space.file.path.exists()
+    assert sorted(p.name for p in store.iterdir()) == before  # left as found, nothing made
+    assert db.path.read_bytes() == garbage
