@@ -322,13 +322,23 @@ def _type_hints(row: type) -> dict[str, Any]:
     except Exception as exc:  # NameError mostly; any failure is the annotation's
         raise InvalidArgument(
             f"row={row.__name__}: its field annotations cannot be resolved "
-            f"({type(exc).__name__}: {exc}); define the types they name at module level, where "
-            f"{row.__name__}'s module can see them"
+            f"({type(exc).__name__}: {exc}); {_annotation_advice(row, exc)}"
         ) from exc
     if cls is row:
         return hints
     table = dict(zip(getattr(cls, "__parameters__", ()), typing.get_args(row), strict=False))
     return {name: _substituted(hint, table) for name, hint in hints.items()}
+
+
+def _annotation_advice(row: type, exc: Exception) -> str:
+    """What to do about the annotation of ``row`` that failed to resolve with ``exc``."""
+    if isinstance(exc, TypeError) and "not subscriptable" in str(exc):
+        # (A class that is not generic given type arguments: ``sc.Cell[int]`` mostly.)
+        return (
+            "a type named there takes no arguments in brackets: sc.Cell is not generic, so "
+            "annotate a link field as sc.Cell (or sc.Cell | None), not sc.Cell[...]"
+        )
+    return f"define the types they name at module level, where {row.__name__}'s module can see them"
 
 
 def _substituted(hint: Any, table: dict[Any, Any]) -> Any:

@@ -173,6 +173,31 @@ def test_a_row_type_whose_annotations_cannot_be_resolved_is_refused_at_the_call(
         assert "define the types they name at module level" in str(error)
 
 
+@dataclasses.dataclass
+class TypedLink:  # (annotations are strings here: sc.Cell[int] is evaluated by the read)
+    id: int
+    who_cf_link: sc.Cell[int] | None  # type: ignore[type-arg]  # (the mistake looked at)
+
+
+def test_a_row_type_with_a_cell_field_given_a_type_argument_says_cell_is_not_generic(
+    db: sc.SqliteDb,
+) -> None:
+    """A field typed ``sc.Cell[int]`` cannot be resolved (Cell is not generic): the advice was
+    to define the types at module level, which they were."""
+    for call in (db.read, db.query):
+        with pytest.raises(sc.SqliteCellsError) as caught:
+            call("SELECT id, who_cf_link FROM t", row=TypedLink)
+        error = caught.value
+        assert type(error).__name__ == "InvalidArgument" and isinstance(error, TypeError)
+        message = str(error)
+        assert "row=TypedLink: its field annotations cannot be resolved (TypeError" in message
+        assert "sc.Cell is not generic" in message
+        assert "annotate a link field as sc.Cell (or sc.Cell | None)" in message
+        assert "module level" not in message
+    assert db.read("SELECT id, who_cf_link FROM t") == [{"id": 1, "who_cf_link": None}]
+    assert db.rev == 1  # nothing written
+
+
 # -- what __post_init__ sees in a Cell field (R43) ---------------------------------------------
 
 SEEN: list[Any] = []
