@@ -115,8 +115,9 @@ def _listed(items: list[str]) -> str:
 
 def bindings(sql: str, pairs: list[list[str]]) -> tuple[Any, ...] | dict[str, Any]:
     """The ``-p NAME VALUE`` pairs as SQLite bindings for ``sql``: numbers (``-p 1 v`` for the
-    first ``?``) make a tuple, names (``-p n v`` or ``-p :n v`` for ``:n``) a dict; values are
-    text, as in sqlite-utils and Datasette. Raises :class:`UsageError` naming the parameter
+    first ``?``) make a tuple, names (``-p n v`` or ``-p :n v`` for ``:n``) a dict — names also
+    where a ``?NNN`` uses a named parameter's number (``:a … ?1``); values are text, as in
+    sqlite-utils and Datasette. Raises :class:`UsageError` naming the parameter
     when one the statement uses is not given, one given is not used, or one is given twice."""
     for name, value in pairs:
         check_text(name, "the parameter name")
@@ -137,7 +138,9 @@ def bindings(sql: str, pairs: list[list[str]]) -> tuple[Any, ...] | dict[str, An
             told = "was given: drop it" if len(pairs) == 1 else "were given: drop them"
             raise UsageError(f"the statement has no parameters, but {shown} {told}")
         return ()
-    if uses.numbered or by_number:
+    # Every number with a name (``:a`` and ``?1`` naming its number): bound by name, as
+    # ``db.read`` binds such a statement from a mapping; by number too, as before.
+    if (uses.numbered and not map_params(sql).is_all_named) or by_number:
         if uses.used != set(range(1, uses.count + 1)):
             how = _listed([f"-p {n} VALUE" for n in sorted(uses.used)])
         elif uses.count == 1:

@@ -403,6 +403,31 @@ def test_parameters_that_match_run(
     assert found == rows if isinstance(rows, list) else len(found) == rows
 
 
+def test_a_numbered_parameter_on_a_named_ones_number_is_given_by_name_as_the_api_takes_it(
+    chat: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``:a`` takes number 1 and ``?1`` is the same parameter: ``db.read`` binds the statement
+    from a mapping ({"a": …}) only, and the command refused ``-p a v`` ("give them by number");
+    it takes the name now, and the number as before, and says which name is missing."""
+    sql = "SELECT :a AS y, ?1 AS z, body FROM m WHERE id = ?1"
+    with sc.Runtime(chat) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=TABLES)
+        expected = db.read(sql, {"a": "2"})
+        with pytest.raises(sc.QueryError, match="named parameters need a mapping"):
+            db.read(sql, ["2"])
+    assert expected == [{"y": "2", "z": "2", "body": "two"}]
+    before = _tree(chat)
+    for params in (["-p", "a", "2"], ["-p", ":a", "2"], ["-p", "1", "2"]):
+        code, out, err = _run(capsys, "query", str(chat), "demo", "chat", sql, *params, "--json")
+        assert (code, err) == (0, ""), params
+        assert json.loads(out)["rows"] == expected, params
+    code, out, err = _run(capsys, "query", str(chat), "demo", "chat", sql)
+    assert code == 2 and out == ""
+    assert "the statement uses :a but no value was given: pass it with -p a VALUE" in err
+    assert _tree(chat) == before
+
+
 def test_text_that_is_not_utf8_in_a_result_is_a_finding_without_python_names(
     chat: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
