@@ -38,6 +38,15 @@ _ADVICE: dict[type[apsw.Error], str] = {
         "a value, or the statement's own text (a long literal or comment), is over SQLite's "
         "length limit: store or ask for less at once"
     ),
+    apsw.FullError: (
+        "the disk holding the file (or SQLite's temporary files) is full: free space, then try "
+        "again"
+    ),
+    apsw.IOError: (
+        "the file system refused a read or a write (a full disk, a limit on the size of files, "
+        "a failing disk): free space or check the disk, then try again; `sqlite-cells check` "
+        "reports a file left damaged"
+    ),
 }
 
 

@@ -903,10 +903,13 @@ class SqliteParticipant:
         except apsw.Error as exc:
             if is_damage(exc):
                 raise _damaged(decl, request.sql, exc) from exc
+            hint = write_hint(exc, request.sql)
+            if isinstance(exc, apsw.FullError | apsw.IOError):
+                hint = f": the statement writes the database file {decl.path}"  # where (Errors)
             raise ExecError(
                 decl.db_id,
                 request.sql,
-                sqlite_refusal(exc, write_hint(exc, request.sql), sql=request.sql),
+                sqlite_refusal(exc, hint, sql=request.sql),
                 sqlite_error=sqlite_words(exc),
                 sqlite_code=getattr(exc, "extendedresult", None),
             ) from exc

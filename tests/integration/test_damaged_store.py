@@ -625,3 +625,59 @@ def test_every_commit_on_a_full_disk_says_so(tmp_path: Path) -> None:
         assert line.startswith("DatabaseError ") and "disk I/O error" in line, line
         assert "savepoint" not in line
     assert lines[3] == "2 [{'id': 2}]"
+
+
+_A_WRITE_PAST_A_FILE_SIZE_LIMIT = """
+import resource, signal, sys
+import sqlite_cells as sc
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+with sc.Runtime(sys.argv[1]) as rt:
+    space = rt.space("s")
+    cell = space.cell("c", default=0)
+    db = space.sqlite_database("d", tables={"t": sc.table(id="integer primary key", b="blob")})
+    with space.transact():
+        cell.set(1)
+        db.exec("INSERT INTO t (b) VALUES (randomblob(10))")
+    print(db.path)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, hard))
+    try:
+        with space.transact():
+            cell.set(2)
+            db.exec("INSERT INTO t (b) VALUES (randomblob(8000000))")
+        print("committed")
+    except sc.SqliteCellsError as exc:
+        print(type(exc).__name__, str(exc).replace("\\n", " "))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+    print(cell.get(), db.rev, db.read("SELECT count(*) AS n FROM t"))
+    with space.transact():
+        cell.set(3)
+        db.exec("INSERT INTO t (b) VALUES (randomblob(10))")
+    print(cell.get(), db.rev, db.read("SELECT count(*) AS n FROM t"))
+"""
+
+
+def test_a_write_statement_the_file_system_refuses_says_where_and_what_to_do(
+    tmp_path: Path,
+) -> None:
+    """A db.exec statement whose pages the file system refuses to write (a full disk; here a
+    limit on file sizes) said only "disk I/O error (SQLite's SQLITE_IOERR)": neither the file
+    nor what to do. It names the database file and says to free space or check the disk; the
+    transaction is rolled back, cells included, and the next commit works (Errors, R34)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _A_WRITE_PAST_A_FILE_SIZE_LIMIT, str(tmp_path / "store")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    path, refused, after, next_commit = done.stdout.splitlines()
+    assert refused.startswith("ExecError "), refused
+    assert "disk I/O error" in refused and "SQLITE_IOERR" in refused
+    assert f"the statement writes the database file {path}" in refused
+    assert "free space or check the disk, then try again" in refused
+    assert "the whole transaction was rolled back" in refused
+    assert after == "1 1 [{'n': 1}]"
+    assert next_commit == "3 2 [{'n': 2}]"
