@@ -16,7 +16,8 @@ What each part uses of sqlite-cells:
   a post also bumps the ``posts`` counter in the same commit. An empty message is refused by the
   table's CHECK constraint when the commit runs, a too-long one or an unknown author by the
   handler: either way the whole commit is rolled back (R34), the counter included, and the page
-  that posted shows the error.
+  that posted shows the error. A failing live query shows as its error (``error`` in the view),
+  never as an empty chat.
 
 Everything pushed to pages is built on the runtime's scheduler thread (where subscribers run)
 and handed to each page's event loop with ``call_soon_threadsafe``.
@@ -84,8 +85,21 @@ def post(body: str, *, author: sc.Cell, db: sc.SqliteDb, posts: sc.Cell) -> None
     body = body.strip()
     if len(body) > MAX_BODY:
         raise ValueError(f"a message has at most {MAX_BODY} characters (this one {len(body)})")
-    posts.update(lambda n: n + 1)
+    posts.update(_bumped)
     db.exec(INSERT, [author, body])
+
+
+def _bumped(count: Any) -> int:
+    """The ``posts`` counter after one more post; a store whose ``posts`` cell holds anything
+    but a count holds another program's data, which the chat refuses to write over."""
+    if type(count) is not int:
+        raise ValueError(
+            f"cell 'posts' of space {SPACE!r} holds {count!r}"[:200]
+            + ", not the chat's count of posts: this store holds other data under the chat's "
+            "names, which the chat leaves alone (nothing was written); serve the chat from "
+            "another store (--store DIR)"
+        )
+    return count + 1
 
 
 @sc.handler
@@ -134,10 +148,14 @@ class Chat:
             {"id": m.id, "author": self._author(m.author, names), "body": m.body}
             for m in reversed(state.result or [])
         ]
+        # A failing query (a database of another schema under the chat's name, a timeout) is
+        # shown as its error: its empty result is not an empty chat.
+        error = None if state.error is None else f"{type(state.error).__name__}: {state.error}"
         return msgspec.json.encode(
             {
                 "seq": state.seq,
                 "pending": state.pending,
+                "error": error,
                 "messages": messages,
                 "users": [{"key": k, "name": name} for k, name in names.items()],
                 "posts": posts,

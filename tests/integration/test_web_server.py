@@ -335,3 +335,52 @@ def test_a_server_bound_to_every_interface_answers_its_addresses_not_other_names
     finally:
         err = _stopped(process)
     assert "Traceback" not in err and "ERROR" not in err, err
+
+
+def test_a_post_to_a_store_whose_posts_cell_is_not_a_count_is_refused_and_stores_nothing(
+    tmp_path: Path,
+) -> None:
+    """A store holding another program's value in the chat's ``posts`` cell: a post failed with
+    a raw ``TypeError`` in the handler (a 500, its traceback in the server's log). It is a 400
+    saying what the cell holds and what to do, and nothing is written."""
+    store = tmp_path / "s"
+    with sc.Runtime(store) as rt, rt.space("web").transact():
+        rt.space("web").cell("posts").set("many")
+    process, port = _started(store)
+    try:
+        status, answer = _post(port, "/api/messages", b'{"author": "alice", "body": "hi"}')
+    finally:
+        err = _stopped(process) if process.poll() is None else ""
+    assert status == 400, answer
+    assert "holds 'many', not the chat's count of posts" in str(answer["error"]), answer
+    assert "another store" in str(answer["error"]), answer
+    assert "Traceback" not in err and "ERROR" not in err, err
+    with sc.Runtime(store) as rt:
+        db = rt.space("web").sqlite_database("chat", tables=TABLES)
+        assert (db.rev, db.read("SELECT body FROM messages")) == (0, [])
+        assert rt.space("web").cell("posts").get() == "many"
+
+
+def test_a_failing_live_query_is_shown_as_its_error_not_as_an_empty_chat(tmp_path: Path) -> None:
+    """A ``chat`` database of another schema (its ``body`` column missing) makes the live query
+    fail: the view pushed to pages showed an empty chat, the error nowhere. The view carries the
+    query's error (and the page shows it)."""
+    from examples.web.app import Chat
+
+    store = tmp_path / "s"
+    with sc.Runtime(store) as rt:
+        space = rt.space("web")
+        other = space.sqlite_database(
+            "chat", tables={"messages": sc.table(id="integer primary key", txt="text")}
+        )
+        with space.transact():
+            other.exec("INSERT INTO messages (txt) VALUES ('x')")
+    with sc.Runtime(store) as rt:
+        chat = Chat(rt)
+        assert rt.settle(60)
+        view = json.loads(chat.listen(lambda _view: None))
+        chat.close()
+    assert view["messages"] == [] and view["pending"] is False, view
+    assert view["error"].startswith("QueryError: "), view
+    assert "'body'" in view["error"], view
+    assert "not live" in (ROOT / "examples" / "web" / "index.html").read_text()
