@@ -158,7 +158,8 @@ class Chat:
                 "error": error,
                 "messages": messages,
                 "users": [{"key": k, "name": name} for k, name in names.items()],
-                "posts": posts,
+                # (a count, or None: another program's value, a link say, that is no count)
+                "posts": posts if type(posts) is int else None,
             }
         )
 

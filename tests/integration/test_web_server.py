@@ -384,3 +384,26 @@ def test_a_failing_live_query_is_shown_as_its_error_not_as_an_empty_chat(tmp_pat
     assert view["error"].startswith("QueryError: "), view
     assert "'body'" in view["error"], view
     assert "not live" in (ROOT / "examples" / "web" / "index.html").read_text()
+
+
+def test_a_posts_cell_holding_a_link_does_not_stop_the_server_from_starting(
+    tmp_path: Path,
+) -> None:
+    """A store whose ``posts`` cell holds a link (another program's value): the view could not
+    be encoded (a raw ``TypeError`` from ``msgspec``), so the server stopped at start with a
+    traceback. The view shows such a counter as ``null``, and the server serves its pages."""
+    store = tmp_path / "s"
+    with sc.Runtime(store) as rt:
+        space = rt.space("web")
+        with space.transact():
+            space.cell("posts").set(space.cell("bob"))
+    process, port = _started(store)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/events", timeout=30) as stream:
+            first = stream.readline()
+    finally:
+        err = _stopped(process) if process.poll() is None else ""
+    assert first.startswith(b"data: "), first
+    view = json.loads(first[len(b"data: ") :])
+    assert (view["posts"], view["messages"], view["error"]) == (None, [], None), view
+    assert "Traceback" not in err and "ERROR" not in err, err
