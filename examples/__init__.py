@@ -8,11 +8,14 @@ an example stopped with Ctrl-C says ``interrupted`` instead of printing Python's
 any instant, its imports included; the exit status is still the interrupt's (130 in a shell).
 An error of the library's own (a store path that cannot be used, say) is printed as its one
 line, ``error: <kind>: <message>``, with exit status 1, as the ``sqlite-cells`` command does.
+An example whose output's reader went away (``python -m examples.chat | head -3``) stops
+quietly, with exit status 1, as the ``sqlite-cells`` command does.
 Imported (by the tests, or a notebook), the package changes nothing.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from types import TracebackType
 
@@ -22,6 +25,12 @@ def _quiet_interrupt(
 ) -> None:
     if issubclass(kind, KeyboardInterrupt):
         print("interrupted", file=sys.stderr)
+    elif issubclass(kind, BrokenPipeError):
+        # Nothing to say: the reader is gone. Standard output now goes to the null device, so
+        # that the interpreter's last flush of it, as the program ends, does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
     elif _ours(kind):
         print(f"error: {kind.__name__}: {error}", file=sys.stderr)
         sys.stderr.flush()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import socket
 import subprocess
 import sys
@@ -189,3 +190,35 @@ def test_the_web_example_on_a_port_in_use_says_so(tmp_path: Path) -> None:
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and "--port" in done.stderr
     assert not list(tmp_path.iterdir())  # nothing opened, nothing created
+
+
+@pytest.mark.parametrize("name", ["chat", "leaderboard", "notes_patterns", "typed"])
+def test_an_example_whose_output_reader_went_away_stops_quietly(tmp_path: Path, name: str) -> None:
+    """``python -m examples.chat | head -3``: the example's next print met a closed pipe and
+    printed ``BrokenPipeError`` with Python's traceback. It stops quietly with exit status 1,
+    as the ``sqlite-cells`` command does, and its runtime is closed (its store consistent)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader went away before the first line
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", f"examples.{name}", str(tmp_path / "s")],
+            cwd=ROOT,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (1, ""), done.stderr
+    if name != "typed":  # (typed always runs on a temporary store)
+        check = subprocess.run(
+            [sys.executable, "-m", "sqlite_cells", "check", str(tmp_path / "s")],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert check.returncode == 0, check.stdout + check.stderr
