@@ -4,18 +4,21 @@ Serves on 127.0.0.1 by default (``--port 0`` picks a free port) and prints the U
 socket is listening, so a script can wait for that line. Open that URL: the server answers
 requests made to the address it listens on (and ``localhost`` for a loopback one), never to
 another name (see ``examples/web/app.py``). The store defaults to the default store
-(``$SQLITE_CELLS_STORE`` or ``./.sqlite-cells``). Ctrl-C stops the server and closes the
-runtime.
+(``$SQLITE_CELLS_STORE`` or ``./.sqlite-cells``). Ctrl-C, or SIGTERM (``kill``), stops the
+server and closes the runtime.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import ipaddress
+import signal
 import socket
 import sys
 from types import FrameType
+from typing import Any
 
 import uvicorn
 
@@ -69,13 +72,35 @@ def main(argv: list[str] | None = None) -> int:
         )
         server = _Server(config, chat)
         print(f"sqlite-cells chat on http://{shown}:{port}/ (store {rt.store})", flush=True)
+        # uvicorn stops gracefully on SIGTERM too, then raises it again once it has put back
+        # the handler it found: with the default one there, `kill` ended the process before
+        # the runtime closed. This one ends the run as Ctrl-C does.
+        terminate = _on_sigterm(_stop)
         try:
             server.run(sockets=[sock])
-        except KeyboardInterrupt:
-            pass  # uvicorn stopped gracefully, then passes Ctrl-C on: we are stopping anyway
+        except (KeyboardInterrupt, _Terminated):
+            pass  # uvicorn stopped gracefully, then passes the signal on: we are stopping anyway
         finally:
+            _on_sigterm(signal.SIG_IGN)  # closing: a second `kill` does not cut it short
             chat.close()
+    _on_sigterm(terminate)
     return 0
+
+
+class _Terminated(Exception):
+    """SIGTERM (``kill``) reached the server: it stops, closing its runtime."""
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated
+
+
+def _on_sigterm(handler: Any) -> Any:
+    """Set SIGTERM's handler (only the main thread may); returns the one it replaces."""
+    with contextlib.suppress(ValueError):  # not the main thread: the signal is not ours
+        previous = signal.signal(signal.SIGTERM, handler)
+        return previous if previous is not None else signal.SIG_DFL
+    return signal.SIG_DFL
 
 
 def _hosts(given: str, shown: str, port: int) -> set[str]:

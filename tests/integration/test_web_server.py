@@ -407,3 +407,28 @@ def test_a_posts_cell_holding_a_link_does_not_stop_the_server_from_starting(
     view = json.loads(first[len(b"data: ") :])
     assert (view["posts"], view["messages"], view["error"]) == (None, [], None), view
     assert "Traceback" not in err and "ERROR" not in err, err
+
+
+def test_sigterm_with_a_page_open_stops_the_server_and_closes_its_runtime(tmp_path: Path) -> None:
+    """``kill`` (SIGTERM): uvicorn stopped gracefully, then raised the signal again with the
+    default handler back in place, so the process was killed (status -15) before its runtime
+    closed, its files' ``-wal``/``-shm`` left in the store. It stops as Ctrl-C does: status 0,
+    the runtime closed (nothing left beside the store's files), what it committed kept."""
+    store = tmp_path / "s"
+    process, port = _started(store)
+    try:
+        assert _post(port, "/api/messages", b'{"author": "bob", "body": "hi"}') == (200, {"seq": 1})
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/events", timeout=30) as stream:
+            assert stream.readline().startswith(b"data: ")  # a page open, its stream live
+            process.send_signal(signal.SIGTERM)
+            _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err
+    assert "Traceback" not in err and "ERROR" not in err, err
+    assert not [p.name for p in store.iterdir() if p.name.endswith(("-wal", "-shm"))]
+    with sc.Runtime(store) as rt:
+        db = rt.space("web").sqlite_database("chat", tables=TABLES)
+        assert db.read("SELECT body FROM messages") == [{"body": "hi"}]
