@@ -30,6 +30,7 @@ from sqlite_cells.sql._names import JSON_CALLS as JSON_CALLS
 from sqlite_cells.sql._names import LINK_SUFFIX as LINK_SUFFIX
 from sqlite_cells.sql._names import RESERVED_PREFIXES as RESERVED_PREFIXES
 from sqlite_cells.sql._names import REWRITTEN_JSON_FUNCTIONS as REWRITTEN_JSON_FUNCTIONS
+from sqlite_cells.sql._names import WRITE_VERBS as WRITE_VERBS
 from sqlite_cells.sql._names import fold_ascii as fold_ascii
 from sqlite_cells.sql._names import is_forbidden_function as is_forbidden_function
 from sqlite_cells.sql._names import is_link_column as is_link_column
@@ -49,6 +50,7 @@ from sqlite_cells.sql._statement import STRING as STRING
 from sqlite_cells.sql._statement import WORD as WORD
 from sqlite_cells.sql._statement import Statement as Statement
 from sqlite_cells.sql._statement import Word as Word
+from sqlite_cells.sql._statement import first_keyword as first_keyword
 from sqlite_cells.sql._statement import reads_nothing_after as reads_nothing_after
 from sqlite_cells.sql._statement import resolves_by_replace as resolves_by_replace
 from sqlite_cells.sql._statement import scan_sql as scan_sql
@@ -73,6 +75,7 @@ __all__ = [
     "STRING",
     "USER_PREPARE_FLAGS",
     "WORD",
+    "WRITE_VERBS",
     "Authorizer",
     "Bound",
     "CheckedStatement",
@@ -88,6 +91,7 @@ __all__ = [
     "check_read_values",
     "check_statement",
     "compared_links",
+    "first_keyword",
     "fold_ascii",
     "given_params",
     "is_forbidden_function",

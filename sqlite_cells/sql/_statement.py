@@ -84,6 +84,7 @@ __all__ = [
     "Statement",
     "Word",
     "clear_scan_cache",
+    "first_keyword",
     "reads_nothing_after",
     "resolves_by_replace",
     "scan_sql",
@@ -383,6 +384,14 @@ def reads_nothing_after(sql: str, start: int) -> bool:
     i, size = start, len(sql)
     while i < size and sql[i] in _SKIPPED_AFTER_SEMICOLON:
         i += 1
+    return _first_token(sql, i) == size
+
+
+def _first_token(sql: str, start: int) -> int:
+    """Where SQLite's tokenizer meets the first token of ``sql[start:]`` (skipping whitespace,
+    comments and a U+FEFF that starts a token), ``len(sql)`` when there is none, or -1 inside
+    an unterminated ``/*`` comment."""
+    i, size = start, len(sql)
     while i < size:
         if sql[i] == BOM:
             i += 1
@@ -396,11 +405,25 @@ def reads_nothing_after(sql: str, start: int) -> bool:
         elif sql.startswith("/*", i):
             close = sql.find("*/", i + 2)
             if close < 0:
-                return False
+                return -1
             i = close + 2
         else:
-            return False
-    return True
+            return i
+    return size
+
+
+def first_keyword(sql: str) -> str:
+    """The first word SQLite reads in ``sql``, upper-cased (ASCII), or "" when its first token
+    is not a bare word (a quote, a parenthesis, nothing). What the runtime checks a statement's
+    kind by where it runs a text the guard may not have seen (R23: ``REINDEX table`` reaches no
+    authorizer callback)."""
+    i = _first_token(sql, 0)
+    if i < 0:
+        return ""
+    end = i
+    while end < len(sql) and (sql[end] == "_" or (sql[end].isascii() and sql[end].isalnum())):
+        end += 1
+    return sql[i:end].upper()
 
 
 def _problem(sql: str, tokens: list[Tok], bad: int, first_semicolon: int) -> Problem | None:

@@ -40,9 +40,11 @@ from sqlite_cells.sql import (
     REWRITTEN_JSON_FUNCTIONS,
     REWRITTEN_PREPARE_FLAGS,
     USER_PREPARE_FLAGS,
+    WRITE_VERBS,
     Authorizer,
     Bound,
     Gate,
+    first_keyword,
     fold_ascii,
     reads_nothing_after,
     split_json_calls,
@@ -129,6 +131,16 @@ class WriteConn:
             raise apsw.SQLError(
                 "more than one statement (a second one follows the first ';'), which db.exec "
                 "does not run; pass one statement per call"
+            )
+        verb = first_keyword(text)
+        if verb not in WRITE_VERBS and verb != "WITH":
+            # R23: REINDEX of a table, index or collation reaches no authorizer callback, and
+            # would run and commit as the database's write. Refused before it runs: the guard
+            # refuses it first, this holds without it.
+            raise apsw.SQLError(
+                f"the statement is not a write ({verb or 'its first word'} is not INSERT, "
+                "REPLACE, UPDATE, DELETE or WITH), which db.exec does not run; pass one "
+                "INSERT, REPLACE, UPDATE or DELETE statement"
             )
         self._stepping = True
         cursor.exec_trace = None

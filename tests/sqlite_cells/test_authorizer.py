@@ -926,3 +926,52 @@ def test_a_pragma_in_a_second_statement_past_the_guard_runs_on_no_path(
         assert conn.execute("PRAGMA journal_mode").fetchall() == [("wal",)]
     finally:
         conn.close()
+
+
+NOT_WRITES = [
+    "REINDEX t",
+    "REINDEX _cf_changes",  # the runtime's own table, in the database file
+    "REINDEX nocase",
+    "/* a comment first */ reindex t",
+    "SELECT 1",
+    "EXPLAIN INSERT INTO t (v) VALUES (1)",
+]
+
+
+@pytest.mark.parametrize("sql", NOT_WRITES)
+def test_a_statement_that_is_not_a_write_past_the_guard_runs_on_no_write(
+    space: Space, monkeypatch: pytest.MonkeyPatch, sql: str
+) -> None:
+    """R23: REINDEX of a table without indexes, or of a collation no index uses, reaches no
+    authorizer callback (one that rebuilds an index is denied as SQLITE_REINDEX). With the
+    guard switched off it ran on the write connection and committed as the database's write
+    (its rev bumped); a SELECT or an EXPLAIN was refused only as returning rows. The write
+    path refuses a text whose first word is not INSERT, REPLACE, UPDATE, DELETE or WITH
+    before it runs, as not a write: nothing is written, db.exec and exec_many alike, and the
+    next ordinary write goes on."""
+    import dataclasses
+
+    from sqlite_cells import _db
+
+    real = _db.check_statement
+
+    def blind(text: str, mode: Mode) -> object:
+        return dataclasses.replace(real("INSERT INTO t (v) VALUES (1)", mode), sql=text)
+
+    db = space.sqlite_database("n", tables={"t": sc.table(id="integer primary key", v="integer")})
+    with space.transact():
+        db.exec("INSERT INTO t (v) VALUES (0)")
+    monkeypatch.setattr(_db, "check_statement", blind)
+    for many in (False, True):
+        with pytest.raises(sc.ExecError, match="not a write") as info, space.transact():
+            if many:
+                db.exec_many(sql, [[]])
+            else:
+                db.exec(sql)
+        assert info.value.db_id == db.id
+        assert info.value.sql == sql
+    monkeypatch.undo()
+    assert db.rev == 1
+    with space.transact():
+        db.exec("INSERT INTO t (v) VALUES (2)")
+    assert db.read("SELECT v FROM t ORDER BY v") == [{"v": 0}, {"v": 2}] and db.rev == 2
