@@ -3,6 +3,8 @@
 One handler bumps a cell and inserts a row in the same commit. When anything fails — a row that
 breaks a CHECK constraint (an :class:`sc.ExecError` at commit) or an exception raised by the
 handler body — nothing of the transaction is kept: the counter and the ledger always agree.
+A store whose counter holds anything but a whole number holds another program's data: the
+example refuses it (:class:`OtherData`) before its first commit, and writes nothing.
 """
 
 from __future__ import annotations
@@ -33,6 +35,24 @@ class Interrupted(Exception):
     """Raised on purpose by a handler body after it wrote."""
 
 
+class OtherData(sc.SqliteCellsError, ValueError):
+    """The store holds data of another kind under the example's names."""
+
+
+def _total(counter: sc.Cell) -> int:
+    """The counter's value; anything but a whole number (text, even "12", a float, a bool) is
+    another program's data, which the example refuses rather than converts and writes over."""
+    value = counter.get()
+    if type(value) is not int:
+        raise OtherData(
+            f"cell 'total' of space 'counter' holds {value!r}"[:200]
+            + ", not the example's counter (a whole number): this store holds other data "
+            "under the example's names, which the example leaves alone (nothing was written); "
+            "run it on another store (python -m examples.atomic_counter DIR)"
+        )
+    return value
+
+
 def main(store: str | None = None) -> CounterRun:
     """Add to the counter, then fail twice in different ways; print the counter and the ledger
     after each step and return the final state."""
@@ -45,7 +65,7 @@ def main(store: str | None = None) -> CounterRun:
 
         @sc.handler
         def add(amount: int, *, counter: sc.Cell, fail: bool = False) -> None:
-            total = int(counter.get()) + amount
+            total = _total(counter) + amount
             counter.set(total)
             db.exec("INSERT INTO ledger (amount, total) VALUES (?, ?)", [amount, total])
             if fail:
@@ -54,7 +74,7 @@ def main(store: str | None = None) -> CounterRun:
         def report(step: str) -> None:
             rt.settle()
             (row,) = summary.get().result or [{"entries": 0, "total": 0}]
-            run.total, run.entries = int(counter.get()), int(row["entries"])
+            run.total, run.entries = _total(counter), int(row["entries"])
             agree = "agree" if run.total == row["total"] else "DISAGREE"
             print(
                 f"{step:<34} counter = {run.total:>2}   ledger: {row['entries']} row(s), "

@@ -92,6 +92,37 @@ def test_atomic_counter_rolls_back_the_cell_with_the_row(
     assert out.count("-> agree") == 5
 
 
+@pytest.mark.parametrize("value", ["12", "abc", 2.5, True])
+def test_atomic_counter_refuses_a_store_whose_counter_is_not_a_whole_number(
+    tmp_path: Path, value: object
+) -> None:
+    """A counter holding text ended the example with a raw ValueError's traceback; "12" was
+    converted and written over. Either is another program's data: refused in one line, exit
+    status 1, before the example's first commit (nothing written)."""
+    with sc.Runtime(str(tmp_path)) as rt, rt.space("counter").transact():
+        rt.space("counter").cell("total").set(value)
+    files = sorted(p.name for p in tmp_path.iterdir())
+    done = subprocess.run(
+        [sys.executable, "-m", "examples.atomic_counter", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (1, ""), done.stderr
+    assert done.stderr.startswith(
+        f"error: OtherData: cell 'total' of space 'counter' holds {value!r}, not the "
+        "example's counter"
+    ), done.stderr
+    assert "nothing was written" in done.stderr and len(done.stderr.splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == files  # no ledger file
+    with sc.Runtime(str(tmp_path)) as rt:
+        space = rt.space("counter")
+        assert space.cell("total").get() == value and type(space.cell("total").get()) is type(value)
+        assert space.sqlite_database("ledger", tables={}).rev == 0
+
+
 def test_notes_pattern_pieces_get_their_own_databases_and_rebind(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
