@@ -9,12 +9,16 @@ any instant, its imports included; the exit status is still the interrupt's (130
 An error of the library's own (a store path that cannot be used, say) is printed as its one
 line, ``error: <kind>: <message>``, with exit status 1, as the ``sqlite-cells`` command does.
 An example whose output's reader went away (``python -m examples.chat | head -3``) stops
-quietly, with exit status 1, as the ``sqlite-cells`` command does.
+quietly, with exit status 1, as the ``sqlite-cells`` command does; one whose output cannot be
+written (``> /dev/full``, a full disk, an I/O error) says so in one line, the command's
+``the output could not be written (…)``, with exit status 1 — whether a write fails while it
+runs or the last flush of its buffered output, as the program ends.
 Imported (by the tests, or a notebook), the package changes nothing.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 from types import TracebackType
@@ -26,17 +30,45 @@ def _quiet_interrupt(
     if issubclass(kind, KeyboardInterrupt):
         print("interrupted", file=sys.stderr)
     elif issubclass(kind, BrokenPipeError):
-        # Nothing to say: the reader is gone. Standard output now goes to the null device, so
-        # that the interpreter's last flush of it, as the program ends, does not fail again.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+        _stop_output()  # nothing to say: the reader is gone
+    elif isinstance(error, OSError) and error.filename is None:
+        # The library never lets an OS error out (it raises its own, naming the path), and the
+        # only file an example writes itself is its standard output (the web example says its
+        # socket's errors itself): a write of the output failed.
+        from sqlite_cells.cli import output_failure
+
+        print(f"error: {output_failure(error)}", file=sys.stderr)
+        sys.stderr.flush()
+        _stop_output()
     elif _ours(kind):
         print(f"error: {kind.__name__}: {error}", file=sys.stderr)
         sys.stderr.flush()
         # The exit status of an uncaught exception is 1: the hook runs as the program ends.
     else:
         sys.__excepthook__(kind, error, traceback)
+
+
+def _stop_output() -> None:
+    """Point standard output at the null device, so that the interpreter's last flush of it,
+    as the program ends, does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _flush_output() -> None:
+    """The last flush of standard output, as the program ends (the first exit handler
+    registered, so the last to run), said as a failed write is: left to the interpreter, a
+    failure there printed "Exception ignored" and the error, with exit status 120."""
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except OSError as exc:
+        _quiet_interrupt(type(exc), exc, exc.__traceback__)
+        sys.stderr.flush()
+        os._exit(1)  # the status of an uncaught error; the exit handlers have all run
+    except ValueError:  # a closed stream: nothing more to say
+        pass
 
 
 def _ours(kind: type[BaseException]) -> bool:
@@ -47,3 +79,4 @@ def _ours(kind: type[BaseException]) -> bool:
 
 if sys.argv[:1] == ["-m"]:
     sys.excepthook = _quiet_interrupt
+    atexit.register(_flush_output)

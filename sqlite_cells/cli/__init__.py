@@ -15,14 +15,16 @@ if TYPE_CHECKING:
     from sqlite_cells.cli._cli import main as main
     from sqlite_cells.cli._demo import ChatRun as ChatRun
     from sqlite_cells.cli._demo import run_chat as run_chat
+    from sqlite_cells.cli._status import output_failure as output_failure
 
 _WHERE = {
     "ChatRun": "sqlite_cells.cli._demo",
     "main": "sqlite_cells.cli._cli",
+    "output_failure": "sqlite_cells.cli._status",
     "run_chat": "sqlite_cells.cli._demo",
 }
 
-__all__ = ["ChatRun", "main", "run_chat"]
+__all__ = ["ChatRun", "main", "output_failure", "run_chat"]
 
 
 def __getattr__(name: str) -> object:

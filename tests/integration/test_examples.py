@@ -253,3 +253,43 @@ def test_an_example_whose_output_reader_went_away_stops_quietly(tmp_path: Path, 
             check=False,
         )
         assert check.returncode == 0, check.stdout + check.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+@pytest.mark.parametrize("buffered", [False, True], ids=["written-at-once", "flushed-at-exit"])
+@pytest.mark.parametrize("name", ["chat", "typed"])
+def test_an_example_whose_output_cannot_be_written_says_so_in_one_line(
+    tmp_path: Path, name: str, buffered: bool
+) -> None:
+    """``python -m examples.chat > /dev/full``: a write that failed printed the OSError with
+    Python's traceback; buffered, the last flush as the program ended printed "Exception
+    ignored" and the error, exit status 120. Either is one line now, the command's, status 1."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if not buffered:
+        env["PYTHONUNBUFFERED"] = "1"
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", f"examples.{name}", str(tmp_path / "s")],
+            cwd=ROOT,
+            env=env,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert (done.returncode, done.stderr) == (
+        1,
+        "error: the output could not be written (No space left on device): free space on its "
+        "disk, or send it elsewhere, and run the command again\n",
+    ), done.stderr
+    if name == "chat":  # its runtime was closed: the store is consistent
+        check = subprocess.run(
+            [sys.executable, "-m", "sqlite_cells", "check", str(tmp_path / "s")],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert check.returncode == 0, check.stdout + check.stderr
