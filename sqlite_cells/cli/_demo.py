@@ -53,6 +53,12 @@ CONVERSATION = [
     ("alice", "In SQLite: each message is a row, each author a link to a cell."),
 ]
 LATEST = "SELECT id, author_cf_link AS author, body, ts FROM messages ORDER BY id DESC LIMIT 5"
+# The latest message of one author (its link), wherever it is: other writers' posts may have
+# pushed it out of the live query's five.
+LATEST_BY = (
+    "SELECT id, author_cf_link AS author, body, ts FROM messages WHERE author_cf_link = ? "
+    "ORDER BY id DESC LIMIT 1"
+)
 INSERT = "INSERT INTO messages (author_cf_link, body, ts) VALUES (?, ?, ?)"
 
 
@@ -88,7 +94,8 @@ class ChatRun:
 
 
 class OtherData(sc.SqliteCellsError, ValueError):
-    """The store holds data of another kind under the demo's names."""
+    """The store holds data of another kind under the demo's names, or another program removed
+    the demo's own data while it ran."""
 
 
 _LARGEST_ID = 2**63 - 1  # SQLite's largest rowid
@@ -269,7 +276,16 @@ class _Chat:
             user.key("name").set(name)
 
         run, out, latest = self.run, self.out, self.latest
-        row = next(m for m in latest.get().result or [] if m.author == self.users["alice"])
+        alice = self.users["alice"]
+        found = self.db.read(LATEST_BY, [alice.link_str()], row=Message)
+        if not found or found[0].author is None:
+            raise OtherData(
+                f"none of {USERS['alice']}'s messages is left in database {DATABASE!r} of space "
+                f"{SPACE!r} for the rename step to show (another program deleted them while the "
+                "demo ran; its posts were committed): run the demo again, or on a store of its "
+                "own (`sqlite-cells demo DIR`)"
+            )
+        (row,) = found
         assert row.author is not None
         self.row_id = row.id
         name_cell = row.author.key("name")

@@ -897,3 +897,39 @@ def test_the_demo_on_a_chat_whose_ids_reach_the_largest_writes_nothing_there(
     with sc.Runtime(store) as rt:
         space = rt.space("demo")
         assert [space.cell(key).get() for key in ("alice", "bob", "posts")] == [None] * 3
+
+
+def test_the_demo_renames_alice_when_other_posts_pushed_hers_out_of_its_live_query(
+    tmp_path: Path,
+) -> None:
+    """Another writer's five posts, committed between the demo's posts and its rename step,
+    left none of Alice's messages among the five its live query shows: the rename step ended
+    the demo with a raw StopIteration. It finds her latest message further back; with none of
+    hers left at all (deleted meanwhile), it says so (OtherData) instead."""
+    from sqlite_cells.cli._demo import INSERT, OtherData, _Chat
+
+    with sc.Runtime(tmp_path / "st") as rt:
+        out = io.StringIO()
+        chat = _Chat(rt, out)
+        chat.post_conversation()  # Alice's last post is message #3
+        with chat.space.transact():  # the other writer
+            for i in range(5):
+                chat.db.exec(INSERT, [chat.users["bob"], f"other #{i}", 100 + i])
+        rt.settle()
+        assert [m.id for m in chat.latest.get().result or []] == [8, 7, 6, 5, 4]
+        chat.rename_an_author()
+        assert chat.row_id == 3 and chat.run.names_seen == ["Alice", "Alicia"]
+        assert "author cell of message #3 (decoded from its link) saw: ['Alice', 'Alicia']" in (
+            out.getvalue()
+        )
+        assert chat.users["alice"].get() == {"name": "Alicia"}
+        chat.roll_back_a_write()  # the duplicate of #3 still collides
+        assert "UNIQUE constraint failed" in chat.run.rollback_error
+        assert chat.finish().messages == 8
+
+        with chat.space.transact():
+            alice = chat.users["alice"].link_str()
+            chat.db.exec("DELETE FROM messages WHERE author_cf_link = ?", [alice])
+        with pytest.raises(OtherData, match="none of Alice's messages is left in database 'chat'"):
+            chat.rename_an_author()
+        assert chat.users["alice"].get() == {"name": "Alicia"}  # no rename committed
