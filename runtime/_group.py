@@ -42,6 +42,9 @@ class Ticket:
     error: BaseException | None = None
     done: bool = False
     thread: int = 0  # the committing thread's ident (see SpaceFile._take_write_lock)
+    # Taken into a leader's batch (set under the queue lock; cleared if handed back): from then
+    # on its outcome is that batch's, whatever happens to its committer meanwhile.
+    taken: bool = False
 
     @functools.cached_property
     def targets(self) -> frozenset[tuple[str, str]]:
@@ -68,7 +71,9 @@ def take_batch(waiting: deque[Ticket], limit: int = 64) -> list[Ticket]:
     so every member with ops must have the same ops' kinds and targets as the first one that has
     any; members without ops (cells only) always fit."""
     if len(waiting) == 1:  # the usual case: nobody else is committing
-        return [waiting.popleft()]
+        ticket = waiting.popleft()
+        ticket.taken = True
+        return [ticket]
     batch: list[Ticket] = []
     targets: frozenset[tuple[str, str]] | None = None
     kept: deque[Ticket] = deque()
@@ -79,6 +84,7 @@ def take_batch(waiting: deque[Ticket], limit: int = 64) -> list[Ticket]:
             continue
         if ticket.targets and targets is None:
             targets = ticket.targets
+        ticket.taken = True
         batch.append(ticket)
     waiting.extendleft(reversed(kept))
     return batch

@@ -916,6 +916,8 @@ class SpaceFile:
                     self._leading = False
                     if self._turn_waiters:
                         self._turn.notify_all()
+            if ticket.taken and not leads:
+                self._await_outcome(ticket, me)
             raise
         if not ticket.done:
             try:
@@ -963,6 +965,24 @@ class SpaceFile:
         for peer in _bus.peers(self):
             peer.peer_committed(seq)
         return seq
+
+    def _await_outcome(self, ticket: Ticket, me: int) -> None:
+        """Ctrl-C reached a committer whose transaction a leader (another thread) had already
+        taken into its batch: it cannot leave any more, and commits or fails with that batch.
+        Its caller is told of the interrupt only once that outcome is decided and taken in, as
+        for an interrupt that lands while a commit runs: otherwise the write it was told was
+        interrupted landed a moment later, behind its back, and its next transaction read
+        the value before it and failed with a ``ConflictError`` against it. The batch ends by
+        itself (its lock waits are bounded); a second Ctrl-C ends this wait."""
+        with self._queue_lock:
+            while not ticket.done:
+                self._turn_waiters += 1
+                self._wait_starts(me)
+                try:
+                    self._turn.wait()
+                finally:
+                    self._turn_waiters -= 1
+                    self._wait_ends(me)
 
     def peer_committed(self, seq: int) -> None:
         """A runtime of this process committed ``seq`` to this file (``_bus``): catch up soon
@@ -1238,7 +1258,10 @@ class SpaceFile:
             return False
         # SIGINT held back, as when a batch is taken: these tickets are others' too.
         with self._queue_lock, interrupts_held():
-            self._waiting.extendleft(reversed([t for t in members if t is not own]))
+            back = [t for t in members if t is not own]
+            for ticket in back:
+                ticket.taken = False
+            self._waiting.extendleft(reversed(back))
             self._withdraw(own)
             if not own.done:
                 own.fail(self._given_up("waited for the space file's write lock"))

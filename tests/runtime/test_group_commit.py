@@ -557,6 +557,79 @@ def test_a_commit_interrupted_while_it_waits_is_never_committed_later(rt: sc.Run
     assert tx.seq == 1 and (a.get(), b.get()) == (0, 2)
 
 
+def test_an_interrupt_reaching_a_commit_another_thread_has_taken_waits_for_its_outcome(
+    rt: sc.Runtime,
+) -> None:
+    """Ctrl-C reaches a commit waiting for its turn after another thread, leading, has taken its
+    transaction into its batch: the transaction commits with that batch all the same, so the
+    caller is told of the interrupt only once that commit is decided and taken in. It was told
+    at once: the write it was told was interrupted landed a moment later, behind its back (it
+    read the value before it), and its next transaction failed with a ConflictError against it."""
+    import signal
+    import sys
+
+    space = rt.space("demo")
+    a, b = space.cell("a", default=0), space.cell("b", default=0)
+    main = threading.get_ident()
+    read, held = threading.Event(), threading.Event()
+    sent: list[bool] = []
+
+    def main_waits_for_the_outcome() -> bool:
+        frame = sys._current_frames().get(main)
+        while frame is not None:
+            if frame.f_code.co_name == "_await_outcome":
+                return True
+            frame = frame.f_back
+        return False
+
+    def trace(_cursor: apsw.Cursor, _sql: str, _bindings: object) -> bool:
+        if not sent:  # the leader's first statement: the batch (b's and a's) is taken
+            sent.append(True)
+            signal.pthread_kill(main, signal.SIGINT)
+            deadline = time.monotonic() + 10
+            while not (read.is_set() or main_waits_for_the_outcome()):
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.001)
+        return True
+
+    def hold_the_lock_until_both_queue() -> None:
+        with space.file.write_connection() as conn:
+            held.set()
+            deadline = time.monotonic() + 10
+            while len(space.file._waiting) < 2 and time.monotonic() < deadline:
+                time.sleep(0.001)
+            conn.exec_trace = trace
+
+    def lead() -> None:
+        with space.transact():
+            b.set(1)
+
+    holder = threading.Thread(target=hold_the_lock_until_both_queue)
+    holder.start()
+    held.wait(10)
+    leader = threading.Thread(target=lead)
+    leader.start()
+    deadline = time.monotonic() + 10
+    while not (space.file._leading and space.file._waiting) and time.monotonic() < deadline:
+        time.sleep(0.001)
+    try:
+        with pytest.raises(KeyboardInterrupt), space.transact():
+            a.set(1)
+        seen = a.get()
+        read.set()
+    finally:
+        read.set()
+        holder.join()
+        leader.join()
+        space.file._writer.exec_trace = None
+    assert sent == [True]
+    assert (seen, a.get(), b.get()) == (1, 1, 1)
+    with space.transact() as tx:  # no conflict with its own commit
+        a.set(a.get() + 1)
+    assert (tx.seq, a.get()) == (3, 2)
+
+
 def test_ctrl_c_ends_a_commit_waiting_for_another_programs_write_lock(rt: sc.Runtime) -> None:
     """§3 / decisions ("everything before COMMIT stays interruptible"): a commit waiting for
     the space file's write lock that another program holds is ended by Ctrl-C at once — SQLite's
