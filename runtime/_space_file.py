@@ -948,6 +948,13 @@ class SpaceFile:
                                     self._end_failed_transaction()
                         finally:
                             self._write_lock.release()
+            except BaseException:
+                # An interrupt (Ctrl-C) ended a first commit before its COMMIT: nothing of it
+                # was written, and its file goes as after any failed first commit below (R7).
+                if self._created and not self._seen_seq:
+                    with interrupts_held():
+                        self._discard_after_failure()
+                raise
             finally:
                 if leads:
                     # (Inline, not a method: a Ctrl-C lands where a Python function starts, and

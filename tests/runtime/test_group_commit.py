@@ -630,6 +630,43 @@ def test_an_interrupt_reaching_a_commit_another_thread_has_taken_waits_for_its_o
     assert (tx.seq, a.get()) == (3, 2)
 
 
+def test_a_first_commit_ended_by_ctrl_c_before_its_commit_leaves_no_space_file(
+    rt: sc.Runtime, store: Path
+) -> None:
+    """R7: Ctrl-C reaching the first commit of a space as it begins its SQLite transaction rolls
+    it back, and the space file that commit created goes with it, as after any failed first
+    commit: it stayed behind, empty (no commit, no cell), listed by `inspect` as a space. The
+    next commit creates it again and commits."""
+    import signal
+    import sys
+
+    space = rt.space("demo")
+    a = space.cell("a", default=0)
+    source = space_file_module.__file__
+
+    def hook(frame: Any, event: str, _arg: Any) -> None:
+        if (
+            event == "call"
+            and frame.f_code.co_filename == source
+            and frame.f_code.co_name == "_begin_space_write"
+        ):
+            sys.setprofile(None)
+            signal.getsignal(signal.SIGINT)(signal.SIGINT, frame)
+
+    sys.setprofile(hook)
+    try:
+        with pytest.raises(KeyboardInterrupt), space.transact():
+            a.set(1)
+    finally:
+        sys.setprofile(None)
+    assert a.get() == 0
+    assert sorted(p.name for p in store.iterdir()) == []
+    with space.transact() as tx:
+        a.set(2)
+    assert (tx.seq, a.get()) == (1, 2)
+    assert [p.name for p in store.iterdir() if p.suffix == ".sqlite"] == [space.file.path.name]
+
+
 def test_ctrl_c_ends_a_commit_waiting_for_another_programs_write_lock(rt: sc.Runtime) -> None:
     """§3 / decisions ("everything before COMMIT stays interruptible"): a commit waiting for
     the space file's write lock that another program holds is ended by Ctrl-C at once — SQLite's
