@@ -895,13 +895,7 @@ class SpaceFile:
                     if lock_waits_abandoned() and self._withdraw(ticket):
                         ticket.fail(self._given_up("waited for its turn behind another commit"))
                         break
-                    self._turn_waiters += 1
-                    self._wait_starts(me)
-                    try:
-                        self._turn.wait()
-                    finally:
-                        self._turn_waiters -= 1
-                        self._wait_ends(me)
+                    self._wait_turn(me)
                 leads = not ticket.done and not inside
                 if leads:
                     self._leading = True
@@ -983,13 +977,18 @@ class SpaceFile:
         itself (its lock waits are bounded); a second Ctrl-C ends this wait."""
         with self._queue_lock:
             while not ticket.done:
-                self._turn_waiters += 1
-                self._wait_starts(me)
-                try:
-                    self._turn.wait()
-                finally:
-                    self._turn_waiters -= 1
-                    self._wait_ends(me)
+                self._wait_turn(me)
+
+    def _wait_turn(self, me: int) -> None:
+        """Wait (``_queue_lock`` held) until a leader ends or hands the lead on, counted among
+        the waiters it wakes, and seen by the lock-wait bookkeeping as the thread ``me``."""
+        self._turn_waiters += 1
+        self._wait_starts(me)
+        try:
+            self._turn.wait()
+        finally:
+            self._turn_waiters -= 1
+            self._wait_ends(me)
 
     def peer_committed(self, seq: int) -> None:
         """A runtime of this process committed ``seq`` to this file (``_bus``): catch up soon
