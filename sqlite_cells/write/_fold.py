@@ -69,6 +69,7 @@ from sqlite_cells.files import (
     DatabaseDropped,
     OpBody,
     attach,
+    attached,
     check_foreign_source,
     check_pinned,
     damage_advice,
@@ -93,6 +94,7 @@ from sqlite_cells.runtime import (
     SpaceFile,
     Transaction,
     busy_ms,
+    interrupts_held,
     lock_waits_given_up,
     log_head,
     set_lock_wait,
@@ -408,13 +410,13 @@ class SqliteParticipant:
             path = paths.pop()
             set_lock_wait(conn, self._lock_wait_ms)  # R44, see _lock_timeout
             try:
-                created = attach(conn, path)
+                if attached(conn) == str(path):  # the usual case: only checked (R73)
+                    attach(conn, path)
+                else:
+                    self._attach(conn, path)
             except StoreChanged as exc:
                 self._store_changed(conn, decls, exc)
                 raise
-            if created:
-                with self._lock:
-                    self._created.add(path)
         except DatabaseDropped as exc:
             # (Found by the check of its file against its space: this commit's own message.)
             raise _dropped_since(decls[0]) from exc
@@ -429,6 +431,18 @@ class SqliteParticipant:
             raise timeout from exc
         finally:
             set_lock_wait(conn, BUSY_TIMEOUT_MS)
+
+    def _attach(self, conn: apsw.Connection, path: Path) -> None:
+        """Attach ``path`` in place of the file attached before, noting it in ``_created`` if
+        attaching created it. Ctrl-C waits until both are done: one landing while a new file
+        was set up (its switch to WAL) left it attached half set up, and blank — 0 bytes,
+        which ``remove_unused_database`` never removes — and one landing before it was noted
+        kept ``rolled_back`` from removing it: the interrupted first write left a database
+        file that no handle names (R7)."""
+        with interrupts_held():
+            if attach(conn, path):
+                with self._lock:
+                    self._created.add(path)
 
     def _check_same_file(self, conn: apsw.Connection, decls: list[Declaration], path: Path) -> None:
         try:

@@ -76,3 +76,73 @@ def test_commits_go_on_after_interrupts_between_attach_and_detach(tmp_path: Path
     assert out["failed"] == [], out["failed"][:3]
     # Every commit that returned is stored (an interrupted one may be too: it committed).
     assert set(out["committed"]) <= set(out["stored"])
+
+
+# The first write of a database, with a real SIGINT sent to the process as SQLite is about to
+# switch the new database file to WAL (the connection's statement trace; only that statement).
+FIRST_WRITE = r"""
+import json, os, signal, sys
+import apsw
+import sqlite_cells as sc
+
+TABLES = {"rows": sc.table(id="integer primary key", v="integer not null")}
+sent = []
+
+def trace(_cursor, sql, _bindings):
+    if not sent and "_cf_db.journal_mode=WAL" in sql:
+        sent.append(sql)
+        os.kill(os.getpid(), signal.SIGINT)
+    return True
+
+apsw.connection_hooks.append(lambda conn: setattr(conn, "exec_trace", trace))
+store = sys.argv[1]
+with sc.Runtime(store) as rt:
+    space = rt.space("s")
+    db = space.sqlite_database("d", tables=TABLES)
+    try:
+        with space.transact():
+            db.exec("INSERT INTO rows (id, v) VALUES (1, 1)")
+        outcome = "committed"
+    except KeyboardInterrupt:
+        outcome = "interrupted"
+    left = sorted(os.listdir(store))
+    with space.transact():
+        db.exec("INSERT INTO rows (id, v) VALUES (2, 2)")
+    rows = [r["id"] for r in db.read("SELECT id FROM rows")]
+    wal = {
+        name[:5]: open(os.path.join(store, name), "rb").read(20)[18:20].hex()
+        for name in os.listdir(store) if name.endswith(".sqlite")
+    }
+print(json.dumps({"sent": sent, "outcome": outcome, "left": left, "rows": rows, "wal": wal}))
+"""
+
+
+def test_ctrl_c_while_a_first_write_sets_up_its_new_file_leaves_no_file(tmp_path: Path) -> None:
+    """R7: Ctrl-C landing as the first write of a database switched its new file to WAL left
+    that file in the store, blank (0 bytes) and attached half set up: the failed write had not
+    noted it as created, so nothing removed it, and `inspect` listed an "unreferenced database
+    file". The interrupt now waits until the file is set up and noted: the write is rolled back
+    and the store is as before it; the next write creates the file again, in WAL mode."""
+    store = tmp_path / "store"
+    done = subprocess.run(
+        [sys.executable, "-c", FIRST_WRITE, str(store)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout)
+    assert out["sent"] == ["PRAGMA _cf_db.journal_mode=WAL"]
+    assert (out["outcome"], out["left"]) == ("interrupted", [])
+    assert out["rows"] == [2]
+    assert out["wal"] == {"cell-": "0202", "space": "0202"}  # (file format versions: WAL)
+    listed = subprocess.run(
+        [sys.executable, "-m", "sqlite_cells", "inspect", str(store)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    assert "unreferenced" not in listed.stdout + listed.stderr
