@@ -102,6 +102,7 @@ from sqlite_cells.sql import (
     USER_PREPARE_FLAGS,
     WORD,
     Gate,
+    Word,
     fold_ascii,
     is_params_list,
     scan_sql,
@@ -293,7 +294,8 @@ class MigrationConnection:
     Refused with :class:`MigrationError` before SQLite sees them: empty text (nothing but
     ``;``, whitespace and comments), a NUL character or a lone surrogate anywhere in the text,
     several statements at once, transaction control, ATTACH/DETACH, VACUUM, PRAGMA, a REINDEX
-    that does not name one table or index of the callback's (:func:`_reindex_refusal`), and
+    that does not name one table or index of the callback's (:func:`_reindex_refusal`), an
+    ``ALTER TABLE … RENAME TO`` a ``_cf_…`` name (:func:`_alter_refusal`), and
     every statement after one that ended the migration's transaction (``INSERT OR ROLLBACK``,
     an interrupt). What the authorizer denies, parameters SQLite cannot bind, and any other SQLite
     error, is a :class:`MigrationError` too (with the original error as its cause). A statement
@@ -508,10 +510,34 @@ class MigrationConnection:
             why = _reindex_refusal([w.text for w in words[1:] if w.text != ";"])
             if why:
                 raise self._refuse(sql, why)
+        if first == "ALTER":
+            why = _alter_refusal([w for w in words[1:] if w.text != ";"])
+            if why:
+                raise self._refuse(sql, why)
         return first
 
 
 _COLLATIONS: Final = frozenset({"binary", "nocase", "rtrim"})
+
+
+def _alter_refusal(words: list[Word]) -> str | None:
+    """Why an ``ALTER TABLE`` of ``words`` (the tokens after the keyword) is refused, or None.
+    The authorizer is told the table a ``RENAME TO`` renames, never its new name, so the text
+    is judged: a table the migration itself renames to a ``_cf_…`` name could never be declared
+    (R12), nor the file match its declaration after ``migrate`` (R14). SQLite itself refuses a
+    ``sqlite_…`` one."""
+    if len(words) < 4 or words[0].text.upper() != "TABLE":
+        return None
+    rest = words[4:] if words[2].text == "." and len(words) > 4 else words[2:]
+    if len(rest) != 3 or rest[0].text.upper() != "RENAME" or rest[1].text.upper() != "TO":
+        return None
+    if not fold_ascii(rest[2].name).startswith("_cf_"):
+        return None
+    return (
+        f"it renames a table to {rest[2].text}, and names starting with _cf_ are kept for the "
+        "runtime's own tables (R12): no declaration can hold it, so the migration could not "
+        "succeed; the statement was not run: rename the table to another name"
+    )
 
 
 def _reindex_refusal(target: list[str]) -> str | None:

@@ -307,6 +307,56 @@ def test_a_migrate_statement_refused_is_one_error_naming_the_database_once(
         assert db.read("SELECT a FROM t") == [{"a": "one"}]
 
 
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "ALTER TABLE t RENAME TO _cf_x",
+        'ALTER TABLE main.t RENAME TO "_CF_x";',
+        "ALTER TABLE t RENAME /* to */ TO '_cf_x'",
+    ],
+    ids=["bare", "qualified-quoted", "string-literal"],
+)
+def test_a_migrate_renaming_a_table_to_a_cf_name_is_refused_before_it_runs(
+    space: Space, sql: str
+) -> None:
+    """R12, R14: the authorizer is never told the new name of ``ALTER TABLE … RENAME TO``, so
+    a migrate renaming its table to ``_cf_x`` ran it, and the check after migrate refused the
+    file saying "another program" had made that object. The statement is refused before it
+    runs now, naming it, what was wrong and what to do; nothing is written."""
+    _seeded(space)
+
+    def migrate(conn: MigrationConnection, from_version: int) -> None:
+        conn.execute(sql)
+
+    with pytest.raises(sc.MigrationError) as info:
+        _write_v2(space, migrate)
+    text = str(info.value)
+    assert f"migrate statement {sql!r} refused: it renames a table to " in text, text
+    assert "names starting with _cf_ are kept for the runtime's own tables (R12)" in text
+    assert "the statement was not run: rename the table to another name" in text
+    assert "another program" not in text and text.endswith("; nothing was written")
+    db = space.sqlite_database("app", tables=V1)
+    assert _stored(db.path) == ([("id",), ("a",)], [(1,)])
+    conn = apsw.Connection(str(db.path), flags=apsw.SQLITE_OPEN_READONLY)
+    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
+    conn.close()
+    assert names == {"t", "_cf_meta", "_cf_watermark", "_cf_changes"}
+    assert db.read("SELECT a FROM t") == [{"a": "one"}]
+
+    refusals: list[str] = []
+
+    def caught(conn: MigrationConnection, from_version: int) -> None:
+        try:
+            conn.execute(sql)
+        except sc.MigrationError as exc:
+            refusals.append(str(exc))
+        conn.execute("ALTER TABLE t RENAME COLUMN a TO b")  # t was not renamed
+
+    again = _write_v2(space, caught)
+    assert len(refusals) == 1 and "rename the table to another name" in refusals[0]
+    assert again.read("SELECT b FROM t ORDER BY id") == [{"b": "one"}, {"b": "two"}]
+
+
 def test_settle_in_a_migrate_callback_waited_for_by_a_subscriber_is_refused(
     tmp_path: Path,
 ) -> None:
