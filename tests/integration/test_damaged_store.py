@@ -27,6 +27,20 @@ ROOT = Path(__file__).resolve().parents[2]
 TABLES = {"t": sc.table(id="integer primary key", body="text")}
 
 
+def _script(script: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` in a Python process of its own with ``args``, which must end well."""
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done
+
+
 def _files(store: Path) -> list[str]:
     return sorted(p.name for p in store.iterdir())
 
@@ -76,15 +90,7 @@ def test_a_first_commit_refused_by_the_file_system_leaves_no_file(
     """Each write past a limit fails (RLIMIT_FSIZE, as on a full disk), for limits from 0 up
     to past what a first commit needs: SQLite fails while it makes the space file, or later at
     the commit itself. Whenever the commit is refused, no file stays behind (R7)."""
-    done = subprocess.run(
-        [sys.executable, "-c", _FIRST_WRITES_UNDER_LIMITS, str(tmp_path), with_db],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    done = _script(_FIRST_WRITES_UNDER_LIMITS, str(tmp_path), with_db, timeout=300)
     found = json.loads(done.stdout)
     refused = [f for f in found if f["error"] is not None]
     assert all(f["error"] is None for f in found[len(refused) :])  # refused below, then made
@@ -610,15 +616,7 @@ def test_every_commit_on_a_full_disk_says_so(tmp_path: Path) -> None:
     """A database's first write on a full disk: the first commit said "disk I/O error", each
     after it "no such savepoint: _cf_take_lock" (an I/O error rolls back SQLite's whole
     transaction, and the runtime's undo of its savepoint failed in its place)."""
-    done = subprocess.run(
-        [sys.executable, "-c", _COMMITS_ON_A_FULL_DISK, str(tmp_path / "store")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = _script(_COMMITS_ON_A_FULL_DISK, str(tmp_path / "store"))
     lines = done.stdout.splitlines()
     assert len(lines) == 4, lines
     for line in lines[:3]:
@@ -664,15 +662,7 @@ def test_a_write_statement_the_file_system_refuses_says_where_and_what_to_do(
     limit on file sizes) said only "disk I/O error (SQLite's SQLITE_IOERR)": neither the file
     nor what to do. It names the database file and says to free space or check the disk; the
     transaction is rolled back, cells included, and the next commit works (Errors, R34)."""
-    done = subprocess.run(
-        [sys.executable, "-c", _A_WRITE_PAST_A_FILE_SIZE_LIMIT, str(tmp_path / "store")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = _script(_A_WRITE_PAST_A_FILE_SIZE_LIMIT, str(tmp_path / "store"))
     path, refused, after, next_commit = done.stdout.splitlines()
     assert refused.startswith("ExecError "), refused
     assert "disk I/O error" in refused and "SQLITE_IOERR" in refused
