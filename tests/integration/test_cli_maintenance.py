@@ -666,13 +666,8 @@ def test_a_wal_shm_or_journal_without_its_database_file_is_listed_and_kept(
     assert {p.name: p.read_bytes() for p in store.iterdir() if p.is_file()} == before
 
 
-def test_gc_removes_what_a_dropped_database_left_without_its_file(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """R74: a dropped database's files are given up whatever they hold; a -wal and -shm it
-    left without its file are too: gc lists them and removes them with --yes, as it removes
-    that file's. inspect lists them as gc removes them (no finding)."""
-    store = tmp_path / "store"
+def _written_then_dropped(store: Path) -> Path:
+    """Database "d" of space "a" in ``store``, written once, then dropped: its file's path."""
     with sc.Runtime(store) as rt:
         space = rt.space("a")
         db = space.sqlite_database("d", tables={"t": sc.table(x="integer")})
@@ -680,7 +675,17 @@ def test_gc_removes_what_a_dropped_database_left_without_its_file(
             db.exec("INSERT INTO t (x) VALUES (1)")
         with space.transact():
             db.drop()
-        path = db.path
+        return db.path
+
+
+def test_gc_removes_what_a_dropped_database_left_without_its_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """R74: a dropped database's files are given up whatever they hold; a -wal and -shm it
+    left without its file are too: gc lists them and removes them with --yes, as it removes
+    that file's. inspect lists them as gc removes them (no finding)."""
+    store = tmp_path / "store"
+    path = _written_then_dropped(store)
     path.unlink()
     left = [Path(f"{path}-wal"), Path(f"{path}-shm")]
     left[0].write_bytes(_wal_bytes(tmp_path))
@@ -1427,14 +1432,7 @@ def test_gc_killed_between_the_files_of_a_dropped_database_leaves_what_the_next_
     kill leaves is the file itself, which the next `gc --yes` lists and removes, companions
     included."""
     store = tmp_path / "store"
-    with sc.Runtime(store) as rt:
-        space = rt.space("a")
-        db = space.sqlite_database("d", tables={"t": sc.table(x="integer")})
-        with space.transact():
-            db.exec("INSERT INTO t (x) VALUES (1)")
-        with space.transact():
-            db.drop()
-        path = db.path
+    path = _written_then_dropped(store)
     env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
     reader = subprocess.run(
         [sys.executable, "-c", _READER_KILLED, str(path)], env=env, capture_output=True, timeout=60
