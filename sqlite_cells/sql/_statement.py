@@ -65,7 +65,7 @@ from sqlite_cells.sql._lexer import (
     unescape,
     unquote,
 )
-from sqlite_cells.sql._names import READ_VERBS, fold_ascii
+from sqlite_cells.sql._names import READ_VERBS, fold_ascii, upper_ascii
 from sqlite_cells.sql._positions import find_names, may_be_names
 from sqlite_cells.sql._targets import Draft, find_targets
 
@@ -421,9 +421,9 @@ def first_keyword(sql: str) -> str:
     if i < 0:
         return ""
     end = i
-    while end < len(sql) and (sql[end] == "_" or (sql[end].isascii() and sql[end].isalnum())):
+    while end < len(sql) and is_idchar(sql[end]):  # (the word SQLite reads, as the lexer does)
         end += 1
-    return sql[i:end].upper()
+    return upper_ascii(sql[i:end])
 
 
 def _problem(sql: str, tokens: list[Tok], bad: int, first_semicolon: int) -> Problem | None:
