@@ -619,10 +619,18 @@ def strays(store: Path) -> list[Stray]:
 
 
 def _kept_strays(store: Path, names: tuple[set[str], set[str], list[DamagedSpace]]) -> list[Stray]:
+    given_up, ids = _given_up(names)
+    return [s for s in _strays(store, ids) if database_of(s.path).name not in given_up]
+
+
+def _given_up(
+    names: tuple[set[str], set[str], list[DamagedSpace]],
+) -> tuple[set[str], dict[str, str]]:
+    """The database file names a drop gave up (none while a space file is damaged: it may name
+    any with a live handle), and each named file's database id, from :func:`_store_names`."""
     named, dropped, damaged = names
     given_up = set() if damaged else {db_file_name(cell_id) for cell_id in dropped}
-    ids = {db_file_name(cell_id): cell_id for cell_id in named | dropped}
-    return [s for s in _strays(store, ids) if database_of(s.path).name not in given_up]
+    return given_up, {db_file_name(cell_id): cell_id for cell_id in named | dropped}
 
 
 KEPT_IN_USE = (
@@ -717,8 +725,7 @@ def _garbage(
     # While a space file cannot be read, it may name any file with a live handle: a drop
     # elsewhere gives up none.
     protected = {db_file_name(cell_id) for cell_id in named - dropped}
-    given_up = set() if damaged else {db_file_name(cell_id) for cell_id in dropped}
-    ids = {db_file_name(cell_id): cell_id for cell_id in named | dropped}
+    given_up, ids = _given_up(names)
     # What a dropped database left without its file (a removal by an older version cut
     # short, or the file moved away) is given up with it.
     left = [
