@@ -48,6 +48,7 @@ __all__ = [
     "Lexer",
     "RawToken",
     "is_idchar",
+    "skip_gap",
     "sqlglot_tokens",
     "syntax_message",
     "unescape",
@@ -80,7 +81,7 @@ def sqlglot_tokens(sql: str) -> tuple[list[RawToken], bool]:
 _QUOTES: Final = frozenset("'\"`[")
 _CLOSING: Final = {"'": "'", '"': '"', "`": "`", "[": "]"}
 _SPACE: Final = " \t\n\f\r"
-# What SQLite skips between tokens; _skip_gap says where a gap stops matching and why.
+# What SQLite skips between tokens; skip_gap says where a gap stops matching and why.
 _GAP: Final = re.compile(r"(?:[ \t\n\f\r][ \t\n\v\f\r]*+|--[^\n]*+|/\*.*?\*/)*+", re.DOTALL)
 # SQLite's operators (sqlglot splits "<<" and ">>" into two tokens; both are operators).
 _OPERATORS: Final = frozenset(
@@ -107,7 +108,7 @@ def is_idchar(char: str) -> bool:
     return char.isalnum() or char in "_$" if char.isascii() else True
 
 
-def _skip_gap(sql: str, start: int, end: int, at_end: bool) -> tuple[int, bool]:
+def skip_gap(sql: str, start: int, end: int, at_end: bool) -> tuple[int, bool]:
     """Check that ``sql[start:end]`` holds only what SQLite skips between tokens.
 
     Returns the offset of the first character SQLite would read differently (-1 if none) and
@@ -223,7 +224,7 @@ class Lexer:
             if not dashes or at_end or text.rfind("\n") > text.rfind("--"):
                 self.comment = self.comment or dashes or "/*" in text
                 return
-        bad, comment = _skip_gap(sql, start, end, at_end)
+        bad, comment = skip_gap(sql, start, end, at_end)
         self.comment = self.comment or comment
         if bad >= 0:
             self.fail(bad)
@@ -239,7 +240,7 @@ class Lexer:
         """Check the text after the last token (where sqlglot stopped, if it ``failed``)."""
         sql = self.sql
         if failed:
-            bad, comment = _skip_gap(sql, position, len(sql), True)
+            bad, comment = skip_gap(sql, position, len(sql), True)
             self.comment = self.comment or comment
             self.fail(bad if bad >= 0 else position)
         else:

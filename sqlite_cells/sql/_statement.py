@@ -60,6 +60,7 @@ from sqlite_cells.sql._lexer import (
     BOM,
     Lexer,
     is_idchar,
+    skip_gap,
     sqlglot_tokens,
     syntax_message,
     unescape,
@@ -392,24 +393,13 @@ def _first_token(sql: str, start: int) -> int:
     comments and a U+FEFF that starts a token), ``len(sql)`` when there is none, or -1 inside
     an unterminated ``/*`` comment."""
     i, size = start, len(sql)
-    while i < size:
-        if sql[i] == BOM:
-            i += 1
-        elif sql[i] in " \t\n\f\r":
-            i += 1
-            while i < size and sql[i] in " \t\n\v\f\r":
-                i += 1
-        elif sql.startswith("--", i):
-            newline = sql.find("\n", i)
-            i = size if newline < 0 else newline
-        elif sql.startswith("/*", i):
-            close = sql.find("*/", i + 2)
-            if close < 0:
-                return -1
-            i = close + 2
-        else:
-            return i
-    return size
+    while True:
+        i, _ = skip_gap(sql, i, size, True)
+        if i < 0:
+            return size
+        if sql[i] != BOM:  # (a space to SQLite where a token starts; the gap's own end here)
+            return -1 if sql.startswith("/*", i) else i
+        i += 1
 
 
 def first_keyword(sql: str) -> str:
