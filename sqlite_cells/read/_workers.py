@@ -166,9 +166,13 @@ def closed_instead(error: SqliteCellsError) -> SqliteCellsError:
     )
     if not interrupted:
         return error
-    closed = ClosedError("the runtime was closed during this read: open a new Runtime")
+    closed = _closed_during_read()
     closed.__cause__ = cause
     return closed
+
+
+def _closed_during_read() -> ClosedError:
+    return ClosedError("the runtime was closed during this read: open a new Runtime")
 
 
 class QueryWorkers:
@@ -704,7 +708,7 @@ class QueryWorkers:
             stuck = self._give_up_locked(list(self._in_flight))
         for flight in [*own, *stuck]:
             keys = _kept([key for key, _ in flight.job.items], flight.tracker)
-            error = ClosedError("the runtime was closed during this read: open a new Runtime")
+            error = _closed_during_read()
             _deliver(flight.job, 0, _failed(flight.job, keys, error))
 
     def _give_up_locked(self, workers: list[_Worker]) -> list[_InFlight]:
