@@ -40,6 +40,7 @@ from sqlite_cells.schema._schema import (
     Table,
     create_index_sql,
     create_table_sql,
+    default_expression,
     quote_ident,
     render_ddl,
 )
@@ -50,7 +51,7 @@ from sqlite_cells.schema._table_text import (
     norm_default,
     read_table_text,
 )
-from sqlite_cells.sql import fold_ascii
+from sqlite_cells.sql import WORD, fold_ascii, scan_sql
 
 __all__ = [
     "MigrationPlan",
@@ -361,9 +362,25 @@ def _cannot_add(want: _Col) -> str | None:
 
 
 def _is_null(default: str) -> bool:
-    """Whether a column default as SQLite reports it is NULL (``default null``, ``DEFAULT (NULL)``):
-    no default for a NOT NULL column."""
-    return default.strip().strip("()").strip().upper() == "NULL"
+    """Whether a column default as SQLite reports it is NULL (``default null``, ``DEFAULT (NULL)``,
+    ``DEFAULT (CAST(NULL AS INT))``, ``DEFAULT -NULL``): no default for a NOT NULL column.
+
+    SQLite's ``ADD COLUMN`` refuses a NOT NULL column only for a default spelled ``NULL``; one
+    that computes NULL otherwise it adds, leaving NULL in every row the table holds. Such a
+    default names ``NULL`` (a constant the ALTER takes has no other way to be NULL), so only
+    then is it computed — it was computed already when declared (R44)."""
+    if default.strip().strip("()").strip().upper() == "NULL":
+        return True
+    if not any(w.kind == WORD and fold_ascii(w.name) == "null" for w in scan_sql(default).words()):
+        return False
+    scratch = apsw.Connection(":memory:")
+    try:
+        rows = rows_of(scratch, f"SELECT ({default_expression(default)}) IS NULL")
+    except apsw.Error:
+        return False  # SQLite has the last say, when the ALTER runs
+    finally:
+        scratch.close()
+    return bool(rows[0][0])
 
 
 def _diff_table(

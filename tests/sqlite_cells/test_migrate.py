@@ -499,6 +499,34 @@ def test_a_new_not_null_column_with_a_null_default_has_no_default(
     assert snapshot(conn) == before
 
 
+@pytest.mark.parametrize("default", ["(cast(null as int))", "-null", "(+(null))", "+NULL"])
+@pytest.mark.parametrize("rows", [0, 1])
+def test_a_new_not_null_column_whose_default_computes_null_has_no_default(
+    conn: apsw.Connection, default: str, rows: int
+) -> None:
+    """R13: a default that computes NULL without being spelled ``null`` is no default either —
+    SQLite's ADD COLUMN took some of them and left NULL in the NOT NULL column of every row."""
+    ensure(conn, schema({"t": {"a": "integer"}}))
+    conn.execute("INSERT INTO t VALUES (1)" if rows else "SELECT 1")
+    before = snapshot(conn)
+    with pytest.raises(UnsupportedMigration) as info:
+        ensure(conn, schema({"t": {"a": "integer", "d": f"integer not null default {default}"}}))
+    assert info.value.differences == (
+        "t.d: a new NOT NULL column without a default cannot be added (existing rows need a value)",
+    )
+    assert snapshot(conn) == before
+
+
+@pytest.mark.parametrize("default", ["'null'", '"null"', "('NULL')"])
+def test_a_new_not_null_column_whose_default_names_null_but_is_a_value_is_added(
+    conn: apsw.Connection, default: str
+) -> None:
+    ensure(conn, schema({"t": {"a": "integer"}}))
+    conn.execute("INSERT INTO t VALUES (1)")
+    ensure(conn, schema({"t": {"a": "integer", "d": f"text not null default {default}"}}))
+    assert conn.execute("SELECT d IS NOT NULL FROM t").fetchall() == [(1,)]
+
+
 def test_no_rebuild_for_a_unique_column_whose_default_is_not_a_constant(
     conn: apsw.Connection,
 ) -> None:
