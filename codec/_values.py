@@ -184,7 +184,7 @@ def _plain(value: Any, hook: Callable[[Any], Link | None] | None, where: str, de
     if isinstance(value, dict):  # a dict subclass (OrderedDict, defaultdict) is stored as a dict
         out = {}
         for key, item in (
-            value.items() if kind is dict else _read(value.items, kind.__name__, where)
+            value.items() if kind is dict else _read(lambda: _pairs(value), kind.__name__, where)
         ):
             if type(key) is not str:
                 raise ValueEncodeError(
@@ -220,6 +220,21 @@ def _read(items: Callable[[], Iterable[Any]], kind: str, where: str) -> list[Any
             f"{_at(where)}: reading the {kind} given raised {type(exc).__name__}: {exc}; store "
             "a plain list or dict"
         ) from exc
+
+
+def _pairs(value: dict[Any, Any]) -> list[tuple[Any, Any]]:
+    """The (key, item) pairs the ``items()`` of a dict of the caller's own class gives, each
+    checked to be a pair (what does not unpack raises here, inside ``_read``) and each key
+    given once: a key given twice would keep only its last item, silently. (A key that is no
+    ``str`` is refused by the caller, naming it.)"""
+    pairs = [(key, item) for key, item in value.items()]
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if type(key) is str:
+            if key in seen:
+                raise ValueError(f"its items() gave the key {brief_repr(key)} twice")
+            seen.add(key)
+    return pairs
 
 
 def _sigil_shaped(where: str) -> ValueEncodeError:

@@ -232,6 +232,37 @@ def test_a_cell_value_of_a_container_that_raises_is_a_value_encode_error(space: 
     assert cell.get() == 0
 
 
+def test_a_cell_value_of_a_dict_whose_items_are_no_pairs_is_a_value_encode_error(
+    space: Space,
+) -> None:
+    cell = space.cell("c", default=0)
+
+    class NoPairs(dict[str, Any]):
+        def items(self) -> Any:
+            return [1, 2]
+
+    class Triples(dict[str, Any]):
+        def items(self) -> Any:
+            return [("a", 1, 2)]
+
+    class Twice(dict[str, Any]):
+        def items(self) -> Any:
+            return iter([("a", 1), ("a", 2)])
+
+    for value, said in (
+        (NoPairs(a=1), "raised TypeError: cannot unpack"),
+        ({"nested": [Triples(a=1)]}, "raised ValueError: too many values to unpack"),
+        (Twice(a=1), "raised ValueError: its items\\(\\) gave the key 'a' twice"),
+    ):
+        with space.transact():  # (refused before anything is recorded: the commit writes none)
+            with pytest.raises(sc.ValueEncodeError, match=said) as info:
+                cell.set(value)
+            assert isinstance(info.value, TypeError | ValueError)
+            with pytest.raises(sc.ValueEncodeError, match=said):
+                cell.update(lambda _, value=value: value)
+    assert cell.get() == 0
+
+
 class Msg(msgspec.Struct):
     x: int
 
