@@ -130,7 +130,14 @@ class Cell(Reference):
                     f"Cell(space, cell_id, path): path must be a tuple or list of keys, not "
                     f"{brief_repr(path)}; get cells at a path with cell.key(…)"
                 )
-            path = tuple(path)
+            try:
+                path = tuple(path)
+            except Exception as exc:  # (a list of the caller's own class: its error, said)
+                raise InvalidArgument(
+                    f"Cell(space, cell_id, path): reading the path given raised "
+                    f"{type(exc).__name__}: {exc}; give the path as a plain tuple or list of "
+                    "keys, or get cells at a path with cell.key(…)"
+                ) from exc
         if type(cell_id) is not str and isinstance(cell_id, str):
             cell_id = str.__str__(cell_id)  # (a str of a class of the caller's names its text)
         if (

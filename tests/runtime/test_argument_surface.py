@@ -673,6 +673,24 @@ def test_a_cell_made_directly_takes_a_path_of_keys_only(rt: sc.Runtime, path: An
     assert isinstance(got.value, TypeError | ValueError)
 
 
+def test_a_cell_made_directly_with_a_path_list_whose_reading_raises_is_refused(
+    rt: sc.Runtime,
+) -> None:
+    """A path given as a list of the caller's own class whose iteration raises was that raw
+    ``KeyError``: an ``InvalidArgument`` naming the error and what to give instead."""
+
+    class Unreadable(list[Any]):
+        def __iter__(self) -> Any:
+            raise KeyError("keys")
+
+    space = rt.space("demo")
+    with pytest.raises(sc.SqliteCellsError, match="reading the path given raised KeyError") as got:
+        sc.Cell(space, space.cell("c").id, Unreadable(["a"]))
+    assert isinstance(got.value, TypeError | ValueError)
+    assert isinstance(got.value.__cause__, KeyError)
+    assert "cell.key(" in str(got.value)
+
+
 def test_a_cell_made_directly_with_a_str_subclass_id_names_that_id(rt: sc.Runtime) -> None:
     class Named(str):
         pass
