@@ -86,6 +86,7 @@ class WriteConn:
         "_text",
         "deadline",
         "gate",
+        "row_at",
         "watch",
     )
 
@@ -101,6 +102,9 @@ class WriteConn:
         self._rewritten = False  # the user statement is the runtime's rewrite (see _judge)
         self._text = ""  # the text of the user statement being run (see _started)
         self.deadline: float | None = None
+        # The row of an exec_many SQLite was running when it failed (counting from 0), or None
+        # (an exec, or a statement that failed before its first row ran): the error names it.
+        self.row_at: int | None = None
         # last_insert_rowid() for the next user statement of the transaction, and what the last
         # run left.
         self._rowid = 0
@@ -186,6 +190,7 @@ class WriteConn:
         cursor = conn.cursor()
         cursor.exec_trace = self._started
         gate, watch = self.gate, self.watch
+        self.row_at = None
         try:
             # Set inside the try: the finally below takes them back, whatever stops this (a
             # Ctrl-C included), so no deadline outlives the statement it was set for.
@@ -201,7 +206,7 @@ class WriteConn:
                     # no statement armed for the watchdog to stop once this one has returned.
                     token = watch.arm(conn, deadline, watchdog)
                     if many:
-                        cursor.executemany(run, _until_fired(rows, watch), prepare_flags=flags)
+                        cursor.executemany(run, self._until_fired(rows), prepare_flags=flags)
                     else:
                         cursor.execute(run, rows[0], prepare_flags=flags)
                 except apsw.Error as exc:
@@ -233,18 +238,22 @@ class WriteConn:
             # above begins, would otherwise leave the gate entered, and every later user
             # statement of this connection would be refused as re-entrant.
             gate.leave()
+            if not self._stepping:
+                self.row_at = None  # it failed before SQLite ran a row: no row to blame
             self._policy, self._stepping, self.deadline = _deny, False, None
 
-
-def _until_fired(rows: list[Bound], watch: Watch) -> Iterator[Bound]:
-    """``rows`` one by one, until the watchdog interrupted the statement (R44): SQLite forgets
-    an interrupt when the statement starts again for the next row, so rows that each run one
-    long step (a function call SQLite does not interrupt) would all run to the end, under the
-    space's write lock."""
-    for row in rows:
-        if watch.fired:
-            raise _interrupted()
-        yield row
+    def _until_fired(self, rows: list[Bound]) -> Iterator[Bound]:
+        """``rows`` one by one, until the watchdog interrupted the statement (R44): SQLite
+        forgets an interrupt when the statement starts again for the next row, so rows that
+        each run one long step (a function call SQLite does not interrupt) would all run to the
+        end, under the space's write lock. ``row_at`` follows the row handed to SQLite (apsw
+        takes the next one only once the last has run)."""
+        watch = self.watch
+        for at, row in enumerate(rows):
+            if watch.fired:
+                raise _interrupted()
+            self.row_at = at
+            yield row
 
 
 def _returned_rows(cursor: apsw.Cursor) -> bool:

@@ -233,6 +233,14 @@ def _damaged(decl: Declaration, sql: str, exc: apsw.Error | DamagedVersion) -> E
     )
 
 
+def _at_row(conn: apsw.Connection, request: ExecRequest) -> str:
+    """Where an ``exec_many`` failed as it ran (R36, Errors): ``"row 2 (counting from 0): "``,
+    as its refusals at the call say; nothing for an ``exec`` (one row) or a statement that
+    failed before SQLite ran a row of it."""
+    row = write_conn(conn).row_at if request.many else None
+    return "" if row is None else f"row {row} (counting from 0): "
+
+
 def written_database(tx: Transaction) -> str | None:
     """The id of the database ``tx`` writes (an exec or a drop), if any (R33, R35)."""
     op = tx.first_op((KIND, DROP_KIND))
@@ -923,24 +931,26 @@ class SqliteParticipant:
             raise ExecError(
                 decl.db_id,
                 request.sql,
-                sqlite_refusal(exc, hint, sql=request.sql),
+                _at_row(conn, request) + sqlite_refusal(exc, hint, sql=request.sql),
                 sqlite_error=sqlite_words(exc),
                 sqlite_code=getattr(exc, "extendedresult", None),
             ) from exc
         except UnicodeDecodeError as exc:
             # Stored text that is not UTF-8 reached a function the write connection runs in
             # Python to keep exec_timeout (write/_calls.py): it cannot cross into Python.
+            shown = exc.object[exc.start : exc.start + 8]
             raise ExecError(
                 decl.db_id,
                 request.sql,
-                f"a text value that is not valid UTF-8 ({exc.object[exc.start : exc.start + 8]!r}"
-                f"…) was given to one of {_LONG_CALL_NAMES}, which writes run in the runtime to "
+                f"{_at_row(conn, request)}a text value that is not valid UTF-8 ({shown!r}…) was "
+                f"given to one of {_LONG_CALL_NAMES}, which writes run in the runtime to "
                 "keep exec_timeout (R44) and which take valid UTF-8 text only; nothing was "
                 "written: give the function the value as a blob (CAST(col AS BLOB)), or "
                 "store such values as blobs, or as valid UTF-8 text",
             ) from exc
         except (OverflowError, UnicodeError) as exc:  # a parameter SQLite cannot bind
-            raise ExecError(decl.db_id, request.sql, f"{type(exc).__name__}: {exc}") from exc
+            said = f"{_at_row(conn, request)}{type(exc).__name__}: {exc}"
+            raise ExecError(decl.db_id, request.sql, said) from exc
 
     def _ensure(
         self, conn: apsw.Connection, decl: Declaration, *, unchanged: bool = False

@@ -359,3 +359,30 @@ def test_an_unwritten_database_whose_cell_another_runtime_set_says_what_may_have
 def test_a_cells_repr_shows_its_path_keys_cut(space: Space) -> None:
     cell = space.cell("c").key("k" * 5_000_000)
     assert len(repr(cell)) < 2_000 and "kkk" in repr(cell)
+
+
+@pytest.mark.parametrize(
+    ("rows", "said"),
+    [
+        ([[1, "a"], [2, "b"], [1, "c"], [3, "d"]], "row 2 (counting from 0): UNIQUE constraint"),
+        ([[1, None], [2, "b"]], "row 0 (counting from 0): NOT NULL constraint"),
+    ],
+)
+def test_exec_many_names_the_row_sqlite_refuses_at_commit(
+    space: Space, db: sc.SqliteDb, rows: list[list[object]], said: str
+) -> None:
+    with pytest.raises(ExecError) as caught, space.transact():
+        db.exec_many("INSERT INTO messages (id, body) VALUES (?, ?)", rows)
+    assert said in str(caught.value)
+    assert (
+        caught.value.sqlite_error is not None and "constraint failed" in caught.value.sqlite_error
+    )
+    assert db.read("SELECT id FROM messages") == [] and db.rev == 0  # rolled back whole (R34)
+
+
+def test_exec_many_names_no_row_for_a_statement_sqlite_cannot_prepare(
+    space: Space, db: sc.SqliteDb
+) -> None:
+    with pytest.raises(ExecError) as caught, space.transact():
+        db.exec_many("INSERT INTO no_such_table (id) VALUES (?)", [[1], [2]])
+    assert "no such table" in str(caught.value) and "row" not in str(caught.value)
