@@ -863,11 +863,12 @@ def _with_invalid_text(
     statement that cannot be a subquery). The caller reports the error all the same: only a
     typed row that reads those columns as links takes the rows (R43)."""
     try:
+        inner = _body_text(stmt.sql)
         gate = pooled.gate
         gate.enter(plan.policy, None, None)
         try:
             cursor = pooled.conn.cursor()
-            cursor.execute(stmt.sql, stmt.params, prepare_flags=USER_PREPARE_FLAGS)
+            cursor.execute(inner, stmt.params, prepare_flags=USER_PREPARE_FLAGS)
             names = _names(cursor.get_description())
             cursor.close()
         finally:
@@ -881,7 +882,6 @@ def _with_invalid_text(
             f"CASE WHEN typeof({q}) = 'text' THEN NULL ELSE {q} END"
             for q in quoted
         )
-        inner = stmt.sql.rstrip().rstrip(";")
         wrapped = Statement(f"SELECT {columns} FROM ({inner}\n)", stmt.params)
         plan.cursor = pooled.conn.cursor()
         result = _execute(pooled, plan.cursor, plan.policy, wrapped, None)
@@ -906,6 +906,14 @@ def _with_invalid_text(
                 values.append(bytes(text))
         rows.append(tuple(values))
     return StatementResult(names, rows, result.read_set, invalid_text=frozenset(invalid))
+
+
+def _body_text(sql: str) -> str:
+    """``sql`` without the ``;`` that ends it and what follows (comments, whitespace), for use
+    as a subquery: the guard lets a statement end with ``;`` and comments (R21), which inside
+    parentheses would be a syntax error or hide the closing one."""
+    scanned = scan_sql(sql)
+    return sql[: scanned.tokens[scanned.body - 1][3]] if scanned.body > 0 else sql
 
 
 def _again(

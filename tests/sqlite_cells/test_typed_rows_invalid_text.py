@@ -56,8 +56,10 @@ def _store_bad_text(space: Space, db: sc.SqliteDb, column: str) -> sc.Cell:
         (Msg, "SELECT id, author_cf_link FROM messages ORDER BY id"),
         (Aliased, "SELECT id, author_cf_link AS author FROM messages ORDER BY id"),
         (MsgData, "SELECT id, author_cf_link FROM messages ORDER BY id;"),
+        (Msg, "SELECT id, author_cf_link FROM messages ORDER BY id; -- newest last"),
+        (Msg, "SELECT id, author_cf_link FROM messages ORDER BY id ;\n/* by id */\n"),
     ],
-    ids=["struct", "alias", "dataclass"],
+    ids=["struct", "alias", "dataclass", "comment-after-semicolon", "block-comment-after"],
 )
 def test_a_link_that_is_not_utf8_reads_as_none(
     rt: sc.Runtime, space: Space, db: sc.SqliteDb, row: type, sql: str
