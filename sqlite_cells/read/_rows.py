@@ -357,9 +357,10 @@ def _check_convertible(row: type, hints: dict[str, Any]) -> None:
     try:
         msgspec.convert([], list[row])  # type: ignore[valid-type]  # checks the type only
     except Exception as exc:
-        name, hint = next(((n, h) for n, h in hints.items() if not _convertible(h)), ("?", None))
+        found = _unconvertible_field(row, hints)
+        where = f"field {found[0]!r} is typed {_shown_type(found[1])}" if found else "its fields"
         raise InvalidArgument(
-            f"row={row.__name__}: field {name!r} is typed {_shown_type(hint)}, which rows cannot "
+            f"row={row.__name__}: {where}, which rows cannot "
             f"be converted to ({str(exc).split(' - type ')[0]}); give it one type a column's "
             "values convert to (Any takes any value; a link field is sc.Cell or sc.Cell | None), "
             "or cast the column in SQL"
@@ -384,6 +385,23 @@ def _check_convertible(row: type, hints: dict[str, Any]) -> None:
                 "most); select each link as a column of its own into a field typed sc.Cell or "
                 "sc.Cell | None"
             )
+
+
+def _unconvertible_field(row: type, hints: dict[str, Any]) -> tuple[str, Any] | None:
+    """The first field of ``row`` msgspec cannot convert to, with its annotation as written:
+    ``hints`` lack the ``Annotated`` constraints, and a constraint msgspec refuses for its type
+    (``Annotated[int | None, Meta(ge=0)]``) is where the type fails. None if none is found."""
+    try:
+        written = typing.get_type_hints(_class_of(row), include_extras=True)
+    except Exception:  # (resolved once already as ``hints``: kept to those then)
+        written = {}
+    for name, hint in hints.items():
+        if not _convertible(hint):
+            return name, hint
+        extras = written.get(name, hint)
+        if extras != hint and not _convertible(extras):
+            return name, extras
+    return None
 
 
 def _nests_cell(hint: Any, seen: frozenset[Any] = frozenset()) -> bool:

@@ -7,7 +7,7 @@ field holding NULL or an invalid link is ``None`` when the row type's ``__post_i
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, TypedDict
+from typing import Annotated, Any, TypedDict
 
 import msgspec
 import pytest
@@ -130,6 +130,11 @@ class DictTextOrBlob(TypedDict):
     v: str | bytes
 
 
+class BoundOnOptional(msgspec.Struct):  # (a bound that msgspec takes on int, not on int | None)
+    id: int
+    v: Annotated[int | None, msgspec.Meta(ge=0)]
+
+
 @pytest.mark.parametrize(
     ("row", "field", "shown"),
     [
@@ -137,6 +142,7 @@ class DictTextOrBlob(TypedDict):
         (CellOrInt, "who_cf_link", "Cell | int"),
         (DataCellOrInt, "who_cf_link", "Cell | int"),
         (DictTextOrBlob, "v", "str | bytes"),
+        (BoundOnOptional, "v", "Annotated[int | None, Meta(ge=0)]"),
     ],
 )
 def test_a_row_type_rows_cannot_be_converted_to_is_refused_at_the_call(
