@@ -859,9 +859,9 @@ def _with_invalid_text(
 ) -> StatementResult | None:
     """``stmt``'s rows with each text value that is not UTF-8 as its bytes (SQLite hands
     text to Python decoded, so it is read again with its text columns cast to BLOB), and the
-    columns that hold such text; None when that cannot be done (columns of the same name, a
-    statement that cannot be a subquery). The caller reports the error all the same: only a
-    typed row that reads those columns as links takes the rows (R43)."""
+    columns that hold such text; None when that cannot be done (columns of the same name, in
+    any ASCII case; a statement that cannot be a subquery). The caller reports the error all
+    the same: only a typed row that reads those columns as links takes the rows (R43)."""
     try:
         inner = _body_text(stmt.sql)
         gate = pooled.gate
@@ -873,7 +873,9 @@ def _with_invalid_text(
             cursor.close()
         finally:
             gate.leave()
-        if len(set(names)) != len(names):
+        if len({fold_ascii(name) for name in names}) != len(names):
+            # The subquery's columns are named as they were, and SQLite takes names that
+            # differ only in ASCII case as one: it would read the first for both.
             return None
         quoted = ['"' + name.replace('"', '""') + '"' for name in names]
         # Two columns for each: its text as BLOB, and any other value as it is.

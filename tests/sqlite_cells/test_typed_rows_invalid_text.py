@@ -132,3 +132,31 @@ def test_reads_after_a_failed_one_see_later_commits(
     state = typed.get()
     assert state.result is not None and [r.id for r in state.result] == [1, 2, 3]
     assert isinstance(untyped.get().error, sc.QueryError)
+
+
+def test_two_link_columns_named_alike_but_for_case_are_never_swapped(
+    space: Space, db: sc.SqliteDb
+) -> None:
+    # SQLite takes `who` and `WHO` as one name, so the second read could not tell them apart:
+    # the error stands rather than a field given the other column's link.
+    alice = space.cell("alice", default="a")
+    with space.transact():
+        db.exec("INSERT INTO messages (id, author_cf_link, body) VALUES (1, ?, 'one')", [alice])
+    conn = apsw.Connection(str(Path(db.path)))
+    conn.execute("UPDATE messages SET body = CAST(x'7bff80' AS TEXT)")
+    conn.close()
+
+    class Both(msgspec.Struct):
+        who: sc.Cell | None
+        WHO: sc.Cell | None
+
+    for sql in (
+        "SELECT body AS who, author_cf_link AS WHO FROM messages",
+        "SELECT author_cf_link AS who, body AS WHO FROM messages",
+    ):
+        try:
+            rows = db.read(sql, row=Both)
+        except sc.QueryError as error:
+            assert isinstance(error.__cause__, UnicodeDecodeError), sql
+            continue
+        raise AssertionError(f"{sql}: read {rows}, where the bad text cannot be told apart")
