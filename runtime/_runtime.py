@@ -95,6 +95,8 @@ class Runtime(Reference):
             self.scheduler = Scheduler()
         except RuntimeError as exc:
             raise thread_refused(exc) from exc
+        # (A get() waiting for a first value in a try holding a space's lock: see _settle_stuck.)
+        self.scheduler.stuck_check = weakly(self._get_stuck, lambda: None)
         self._participants: dict[str, CommitParticipant] = {}
         # _lock guards _spaces and _closed.
         self._lock = threading.Lock()
@@ -377,14 +379,20 @@ class Runtime(Reference):
         self.check_open()
         return settled
 
-    def _settle_stuck(self) -> Callable[[], None] | None:
-        """For a settle on a thread whose handler try holds a space's write lock (its earlier
-        tries conflicted; see ``SpaceFile.exclusive``): a check that raises
-        :class:`ConflictError` once the scheduler waits for that lock — a subscriber or derived
-        cell committing to the space, which can commit only after the try ends, which waits for
-        it to settle (each would wait out its patience, and the subscriber's write would be
-        lost). The handler tries again, the lock let go in between, so that commit goes
-        through. None when this thread holds no space's lock."""
+    def _get_stuck(self) -> Callable[[], None] | None:
+        """``_settle_stuck`` for a derived cell's or query's ``get()`` waiting for its first
+        value, which the scheduler thread computes (``Scheduler.wait_ready``)."""
+        return self._settle_stuck("get() of a derived cell or query waiting for its first value")
+
+    def _settle_stuck(self, what: str = "settle()") -> Callable[[], None] | None:
+        """For a settle (or ``what`` else waits for the scheduler thread) on a thread whose
+        handler try holds a space's write lock (its earlier tries conflicted; see
+        ``SpaceFile.exclusive``): a check that raises :class:`ConflictError` once the scheduler
+        waits for that lock — a subscriber or derived cell committing to the space, which can
+        commit only after the try ends, which waits for it to settle (each would wait out its
+        patience, and the subscriber's write would be lost). The handler tries again, the lock
+        let go in between, so that commit goes through. None when this thread holds no space's
+        lock."""
         me = threading.get_ident()
         leading = leading_space()
         with self._lock:
@@ -401,9 +409,9 @@ class Runtime(Reference):
                 # callback returns, and no retry would let it go in between.)
                 if waiting is not None and file.waited_by(waiting):
                     raise TransactionError(
-                        f"space {file.space_id!r}: settle() inside a commit of the space (a "
+                        f"space {file.space_id!r}: {what} inside a commit of the space (a "
                         "migrate callback) waited for a subscriber or derived cell that commits "
-                        "to the space, which waits for this commit to end; call settle() after "
+                        f"to the space, which waits for this commit to end; call {what} after "
                         "the write has returned"
                     )
             for file in held:
@@ -412,10 +420,10 @@ class Runtime(Reference):
                         file.space_id,
                         (),
                         reason=(
-                            "settle() in this handler's try, which holds the space's write lock "
-                            "(its earlier tries conflicted), waited for a subscriber or derived "
-                            "cell that commits to the space and so waits for that lock; the try "
-                            "ends here, and the next one runs once that commit is through"
+                            f"{what} in this handler's try, which holds the space's write "
+                            "lock (its earlier tries conflicted), waited for a subscriber or "
+                            "derived cell that commits to the space and so waits for that lock; "
+                            "the try ends here, and the next one runs once that commit is through"
                         ),
                     )
 

@@ -237,6 +237,9 @@ class Scheduler:
     def __init__(self, name: str = "sqlite-cells-scheduler") -> None:
         self._made_in = generation()  # (a forked child has no thread of it: see check_open)
         self.counter = itertools.count()
+        # Set by the runtime: for a thread about to wait for a first value (wait_ready), a
+        # check that raises when the wait can never end, or None (see Runtime._settle_stuck).
+        self.stuck_check: Callable[[], Callable[[], None] | None] | None = None
         # _lock guards _queue, _busy, _pending, _next_epoch, _closed and the growth of the hook
         # lists; _idle is signalled on it.
         self._lock = threading.Lock()
@@ -759,10 +762,16 @@ class Scheduler:
         derive function reading this runtime's derived cell or query) the wait is recorded as
         ``settle``'s is, and raises :class:`TransactionError` when this runtime's thread waits,
         through such waits, for that one: the two first values would wait for each other for
-        ever, and both runtimes with them."""
+        ever, and both runtimes with them. In a handler's try that holds a space's write lock,
+        it raises :class:`ConflictError` once this thread waits for that lock (``stuck_check``),
+        as ``settle`` does there."""
+        check = self.stuck_check
+        stuck = check() if check is not None else None
         with self._waited_by_thread() as waiter:
             while not node.ready.wait(_WAIT_SLICE):
                 self.check_open()
+                if stuck is not None:
+                    stuck()
                 if waiter is not None:
                     self._check_cycle(waiter, _GET_CYCLE)
 

@@ -224,6 +224,57 @@ def test_settle_in_a_try_holding_the_lock_lets_a_subscriber_s_commit_through(
     assert time.monotonic() - started < 15 and len(told) == 1
 
 
+def test_a_first_value_read_in_a_try_holding_the_lock_lets_a_subscriber_s_commit_through(
+    rt: sc.Runtime,
+) -> None:
+    """§3: as for settle() above, a derived cell made in a try that holds the space's write
+    lock and read with get() waited for its first value from the scheduler thread, busy in a
+    subscriber whose commit waits for that lock: both waited out their patience (30 s), and the
+    subscriber's write was lost with a ConflictError. The try now ends with a conflict as soon
+    as the scheduler waits for the lock, and the next try reads the value: both writes land."""
+    space = rt.space("demo")
+    a, mirror, other, base = (space.cell(name, default=0) for name in ("a", "m", "o", "b"))
+    failures: list[sc.ConflictError] = []
+
+    def copy(value: int) -> None:  # on the scheduler thread: a commit to the same space
+        if value:
+            time.sleep(0.5)  # the handler's next try (holding the lock) is in get() by now
+            try:
+                sc.handler(lambda: mirror.set(value))()
+            except sc.ConflictError as exc:
+                failures.append(exc)
+
+    a.observe().subscribe(copy)
+    assert rt.settle(10)
+    firsts: list[int] = []
+    runs = 0
+
+    @sc.handler
+    def body() -> None:
+        nonlocal runs
+        runs += 1
+        seen = other.get()
+        if runs <= 3:  # another thread commits what this try read: it conflicts
+
+            def bump() -> None:
+                sc.handler(lambda: other.set(other.get() + 1))()
+                if runs == 3:
+                    sc.handler(lambda: a.set(1))()  # the subscriber commits next
+
+            thread = threading.Thread(target=bump)
+            thread.start()
+            thread.join()
+        else:  # this try holds the lock
+            firsts.append(sc.derive(base, lambda v: v + 1).get())
+        other.set(seen + 1)
+
+    body()
+    assert rt.settle(60)
+    assert failures == []
+    assert (a.get(), mirror.get(), other.get()) == (1, 1, 4)
+    assert firsts == [1]
+
+
 def test_more_than_ten_tries_is_refused_when_the_handler_is_made() -> None:
     with pytest.raises(ValueError) as info:
         sc.handler(tries=11)
