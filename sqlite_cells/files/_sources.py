@@ -376,7 +376,12 @@ def _check_not_linked_into(
             return
         for root, _dirs, names in os.walk(store):
             for name in names:
-                found = os.stat(os.path.join(root, name), follow_symlinks=False)
+                try:
+                    found = os.stat(os.path.join(root, name), follow_symlinks=False)
+                except FileNotFoundError:
+                    # Removed since it was listed (a runtime's -wal or -shm, a file gc
+                    # removed): no longer a file of the store, so no name of the file given.
+                    continue
                 if (found.st_dev, found.st_ino) == identity:
                     raise DiskSourceError(
                         "hard-link",

@@ -830,6 +830,29 @@ def test_a_hard_link_to_a_store_file_is_refused_at_registration(
     assert info.value.rule == "hard-link"
 
 
+def test_a_store_file_removed_while_the_hard_link_check_looks_does_not_refuse_the_source(
+    rt: sc.Runtime, space: Space, reference: Path, outside: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A source with another name (a backup tree of hard links) makes registration look
+    through the store; a file of the store removed between its listing and its look (a
+    runtime's -wal or -shm, a file gc removed) is no name of the source: the file is
+    registered, not refused as a source that does not exist."""
+    os.link(reference, outside / "backup.db")
+    vanishing = rt.store / "vanishing"
+    vanishing.write_bytes(b"")
+    listed = os.walk
+
+    def walk_then_remove(top: Any) -> Any:
+        for root, dirs, names in listed(top):
+            assert vanishing.name in names or Path(root) != rt.store
+            vanishing.unlink(missing_ok=True)  # removed once listed, before it is looked at
+            yield root, dirs, names
+
+    monkeypatch.setattr(sources.os, "walk", walk_then_remove)
+    handle = space.register_disk_source(str(reference))
+    assert handle.read("SELECT count(*) AS n FROM codes") == [{"n": 3}]
+
+
 def test_gc_keeps_a_file_it_cannot_read_as_a_database(rt: sc.Runtime, space: Space) -> None:
     """A file under a database file's name that SQLite cannot read might be a damaged database
     whose space file is gone: when in doubt, gc keeps it (check reports it)."""
