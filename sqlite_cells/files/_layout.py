@@ -185,7 +185,7 @@ def attach(conn: apsw.Connection, path: Path) -> bool:
         before = now
         try:
             _attach_once(conn, key)
-            now = identity_now(key)  # a new file exists once SQLite set its journal mode
+            now, size = file_state(key)  # a new file exists once SQLite set its journal mode
             if not has_moved(conn, ALIAS):  # looked at after the stat: ``now`` is the file open
                 break
         except apsw.ReadOnlyError:  # SQLite refuses to write a moved file
@@ -208,6 +208,10 @@ def attach(conn: apsw.Connection, path: Path) -> bool:
         )
     if pinned is None and now is not None:
         pins[key] = now
+    if size and now is not None and now == pins.get(key):
+        # Its pages as attached (a new file holds its header once switched to WAL): emptied
+        # later, even with no commit of this runtime between, it was emptied under it (R73).
+        _note_paged(conn, key)
     # Recorded anew at each attach: while the file was not attached here, its last connection
     # to close removed its -wal and -shm, and SQLite makes new ones (other files by then).
     _forget_companions(conn, key)

@@ -510,6 +510,35 @@ def test_an_emptied_database_file_is_detected_and_rebuilt_at_its_next_use(
     assert db.rev == 3
 
 
+def test_a_database_file_checkpointed_and_emptied_by_another_program_is_detected(
+    space: Space, db: sc.SqliteDb
+) -> None:
+    """R73: a database file this runtime created and still has attached, checkpointed by
+    another program and then truncated to no bytes with no commit of the runtime between, is
+    ``StoreChanged`` ("emptied") naming it, nothing committed — not a "damaged" space file to
+    restore from a backup; its next use rebuilds it from the log (R71)."""
+    c = space.cell("c", default=0)
+    with space.transact():
+        db.exec(INSERT, [None, "first", 1])
+    _checkpoint(db.path)
+    with db.path.open("r+b") as f:
+        f.truncate(0)
+    seq = space.file.seen_seq
+    with pytest.raises(sc.StoreChanged, match="emptied") as info, space.transact():
+        c.set(1)
+        db.exec(INSERT, [None, "second", 2])
+    assert info.value.path == str(db.path)
+    assert space.file.seen_seq == seq and db.rev == 1 and c.get() == 0
+    assert [r["body"] for r in db.read("SELECT body FROM messages")] == ["first"]
+    with space.transact():
+        db.exec(INSERT, [None, "second", 2])
+    assert db.rev == 2
+    assert [r["body"] for r in db.read("SELECT body FROM messages ORDER BY ts")] == [
+        "first",
+        "second",
+    ]
+
+
 def test_a_database_file_emptied_after_the_write_connection_let_it_go_is_detected_at_once(
     rt: sc.Runtime, space: Space, db: sc.SqliteDb
 ) -> None:
