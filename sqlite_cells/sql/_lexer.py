@@ -87,9 +87,12 @@ _GAP: Final = re.compile(r"(?:[ \t\n\f\r][ \t\n\v\f\r]*+|--[^\n]*+|/\*.*?\*/)*+"
 _OPERATORS: Final = frozenset(
     "( ) , ; . + - * / % = == < <= > >= <> != << >> & | || ~ -> ->>".split()  # noqa: SIM905 - one line reads as the list it is
 )
+# SQLite's numbers: a "_" digit separator stands between two digits (hex digits in a hex
+# number) or SQLite refuses the number ("1_", "1__0", "1._5" are unrecognized tokens).
+_DIGITS: Final = r"[0-9]+(?:_[0-9]+)*"
 _NUMBER_RE: Final = re.compile(
-    r"(?:0[xX][0-9A-Fa-f][0-9A-Fa-f_]*|(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)"
-    r"(?:[eE][+-]?[0-9][0-9_]*)?)"
+    rf"(?:0[xX][0-9A-Fa-f]+(?:_[0-9A-Fa-f]+)*"
+    rf"|(?:{_DIGITS}(?:\.(?:{_DIGITS})?)?|\.{_DIGITS})(?:[eE][+-]?{_DIGITS})?)"
 )
 _HEX_RE: Final = re.compile(r"[xX]'(?:[0-9A-Fa-f]{2})*'")
 _LITERAL_TYPES: Final = frozenset({TokenType.STRING, TokenType.IDENTIFIER, TokenType.HEX_STRING})
@@ -164,7 +167,10 @@ def syntax_message(sql: str, offset: int) -> str:
     if char == "#":
         return "syntax error: '#' parameters are not supported; use ?NNN, :name, @name or $name"
     if char.isdigit() or char == ".":
-        return "syntax error: malformed number; separate it from the following name with a space"
+        return (
+            "syntax error: malformed number; put a '_' digit separator only between two digits, "
+            "and a space between a number and the name after it"
+        )
     if char == BOM:
         return (
             "syntax error: a byte-order mark (U+FEFF), which SQLite skips as a space before a "
@@ -274,7 +280,13 @@ class Lexer:
             self.tokens.append((WORD, upper_ascii(text), start, end))
 
     def number(self, start: int, end: int) -> None:
-        if _NUMBER_RE.fullmatch(self.sql, start, end) is None:
+        sql = self.sql
+        if _NUMBER_RE.fullmatch(sql, start, end) is None:
+            self.fail(start)
+        elif sql[end - 1] == "." and end < len(sql) and is_idchar(sql[end]):
+            # SQLite reads a number and the identifier characters touching it as one token it
+            # cannot read ("1.x", "1.FROM"); sqlglot splits them after the ".", where no
+            # identifier character touches another, so joined() never sees them.
             self.fail(start)
         self.tokens.append((NUMBER, "", start, end))
 

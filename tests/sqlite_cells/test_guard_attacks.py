@@ -641,3 +641,49 @@ def test_the_part_before_unreadable_text_is_judged_as_sqlite_reads_it(
     assert (error.kind, error.offset) == (kind, offset)
     again = refusal(sql, mode)  # the cached verdict
     assert (again.kind, again.offset, str(again)) == (kind, offset, str(error))
+
+
+# Numbers SQLite's tokenizer reads as one token it cannot read (R20, R22, R24): a "_" digit
+# separator not between two digits, and identifier characters right after a number's ".".
+# sqlglot splits each of them into tokens SQLite would accept.
+MALFORMED_NUMBERS = [
+    "1_",
+    "1__0",
+    "1_e5",
+    "1e5_",
+    "1._5",
+    "1_.5",
+    "1.5_",
+    ".5_",
+    "1.x",
+    "1.FROM",
+    "1.$",
+    "1.é",
+]
+
+
+@pytest.mark.parametrize("number", MALFORMED_NUMBERS)
+def test_a_malformed_number_is_refused_at_the_call(
+    space: Space, db: sc.SqliteDb, number: str
+) -> None:
+    read = f"SELECT 'é', {number}"
+    with pytest.raises(GuardViolation) as caught:
+        db.read(read)
+    assert (caught.value.kind, caught.value.offset) == ("not-read-only", read.index(number))
+    assert "malformed number" in str(caught.value)
+    with pytest.raises(GuardViolation) as caught:
+        db.query(read)
+    assert (caught.value.kind, caught.value.offset) == ("not-read-only", read.index(number))
+    write = f"INSERT INTO messages(body) VALUES ({number})"
+    with space.transact():
+        db.exec("INSERT INTO messages(body) VALUES ('kept')")
+        with pytest.raises(GuardViolation) as caught:
+            db.exec(write)
+    assert (caught.value.kind, caught.value.offset) == ("not-a-write", write.index(number))
+    assert db.read("SELECT body FROM messages") == [{"body": "kept"}]
+    assert db.rev == 1
+
+
+def test_numbers_sqlite_reads_pass_the_guard(db: sc.SqliteDb) -> None:
+    sql = "SELECT 1_0.2_5e1_0 AS a, 0xA_b_C AS b, 1. AS c, 1.5 AS d, .5 AS e"
+    assert db.read(sql) == [{"a": 10.25e10, "b": 0xABC, "c": 1.0, "d": 1.5, "e": 0.5}]
