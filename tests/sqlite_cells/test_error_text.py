@@ -135,7 +135,7 @@ def test_text_a_read_makes_that_is_not_utf8_is_not_said_to_be_stored(db: sc.Sqli
     ("sql", "said", "code", "advice"),
     [
         ("SELECT nosuch FROM messages", "no such column: nosuch", "SQLITE_ERROR", "correct the"),
-        ("SELECT 1_", 'unrecognized token: "1_"', "SQLITE_ERROR", "correct the statement"),
+        ("SELECT 'a' ||| 'b'", 'near "|": syntax error', "SQLITE_ERROR", "correct the statement"),
         ("SELECT abs(1, 2)", "wrong number of arguments", "SQLITE_ERROR", "correct the"),
         ("SELECT 1 LIMIT 'x'", "datatype mismatch", "SQLITE_MISMATCH", "LIMIT and OFFSET"),
     ],
