@@ -436,6 +436,9 @@ SLOW_COUNT = (
     "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 6000000) "
     "SELECT (SELECT count(*) FROM c) AS k, (SELECT count(*) FROM events) AS rows"
 )
+# About a second on a quiet machine; runtimes running it give it far longer than the default
+# query_timeout, which these tests are not about (a loaded machine takes several times longer).
+SLOW_TIMEOUT = 120.0
 
 
 def test_settle_waits_for_a_run_owed_to_a_commit_before_it(
@@ -453,7 +456,7 @@ def test_settle_waits_for_a_run_owed_to_a_commit_before_it(
     back-off is lengthened so that the order is certain."""
     monkeypatch.setattr(live_module, "lag_delay", lambda attempt: 0.8)
     store = _fresh(tmp_path, "s")
-    with sc.Runtime(store, poll_interval=0.01) as rt:
+    with sc.Runtime(store, poll_interval=0.01, query_timeout=SLOW_TIMEOUT) as rt:
         space = rt.space(ck.SPACE)
         db = space.sqlite_database(ck.DB, tables=ck.TABLES)
         q = db.query(SLOW_COUNT)
@@ -489,7 +492,7 @@ def test_a_run_that_lands_after_a_write_elsewhere_in_its_database_is_kept(
     tables of the database, and after twelve in a row the file was checked against its
     space under its write lock)."""
     tables = {**ck.TABLES, "other": sc.table(id="integer primary key", v="integer")}
-    with sc.Runtime(tmp_path) as rt:
+    with sc.Runtime(tmp_path, query_timeout=SLOW_TIMEOUT) as rt:
         space = rt.space(ck.SPACE)
         db = space.sqlite_database(ck.DB, tables=tables)
         q = db.query(SLOW_COUNT)

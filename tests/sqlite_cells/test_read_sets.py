@@ -348,11 +348,12 @@ def test_a_commit_of_another_process_reruns_exactly_the_affected_queries(
         )
         assert reached.wait(30), bodies.get()
         rt.settle()
-        # Only the query reading the changed column re-ran. It may have run twice: the other
-        # process commits the space file first, and a read that lands before the database
-        # file's commit sees an older watermark and is done again (see read/_live.py).
+        # Only the query reading the changed column re-ran. It may have run more than once:
+        # the other process commits the space file first, and a read that lands before the
+        # database file's commit sees an older watermark and is done again after a back-off
+        # (see read/_live.py), as often as a slow writer keeps it early.
         assert set(calls) == {BODIES}
-        assert 1 <= calls[BODIES] <= 2
+        assert calls[BODIES] >= 1
         assert names.get().result == []
 
 
