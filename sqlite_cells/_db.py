@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Never, TypeVar, overload
 import apsw
 
 from sqlite_cells.codec import (
+    ConflictError,
     EncodingError,
     ExecArgumentError,
     LinkEncodeError,
@@ -290,6 +291,7 @@ class SqliteDb(Cell):
         self._check_live_committed()
         if self._pending(tx, DROP_KIND):  # dropped earlier in this very transaction
             raise dropped_here(self.id)
+        self._check_declared_since(tx, decl)
         if many:
             # Refused before a row is taken too: another space's database (§2), a second
             # database (R33) — the caller's generator is left as it was (see _claim: no bind).
@@ -324,6 +326,36 @@ class SqliteDb(Cell):
         # The op carries its request; it is turned into the recorded op when applied (R32).
         request = ExecRequest(decl, sql, bound, many, fills)
         tx.add_op(self.space.file, PendingOp(KIND, self.id, request))
+
+    def _check_declared_since(self, tx: Transaction, decl: Declaration) -> None:
+        """R14, R32: refuse a write under ``decl``, a newer version with ``migrate``, when
+        ``tx`` already wrote this database under an older version's declaration (it was
+        declared anew in between). The migration commits on its own before the transaction's
+        writes, and the older write cannot commit after it: refused at the call, before
+        anything migrates, rather than at commit after the migration stayed. The first write
+        tells: declarations of an id only replace each other, so it holds the oldest. A
+        ``ConflictError``, as for a write recorded before its runtime declared the database
+        anew: run again, every write is recorded under the new declaration."""
+        if decl.migrate is None:
+            return
+        op = tx.first_op(_KINDS)
+        if op is None or op.kind != KIND or op.target != self.id:
+            return
+        earlier = op.payload.decl if isinstance(op.payload, ExecRequest) else decl
+        if earlier.version >= decl.version:
+            return
+        raise ConflictError(
+            decl.space_id,
+            (),
+            reason=(
+                f"{_named(self.space.file, self.id)} was declared anew at version "
+                f"{decl.version}, with migrate=, after this transaction wrote it under its "
+                f"declaration at version {earlier.version}, and that write could not commit "
+                "after the migration, which commits on its own before the transaction (R14); "
+                "this call recorded nothing and nothing was migrated (declare the new version "
+                "before the transaction first writes the database)"
+            ),
+        )
 
     def _record_name(self, tx: Transaction, decl: Declaration) -> None:
         """Have the commit of ``tx``, which writes this database's handle (a write or a drop),

@@ -1390,3 +1390,64 @@ def test_a_bumped_version_without_migrate_is_asked_for_migrate_only(store: Path)
         )
         assert "Bump" not in message
     assert file_version(path) == [(1,)]
+
+
+def test_a_write_under_a_new_version_after_one_under_the_older_is_refused_at_the_call(
+    store: Path,
+) -> None:
+    """R14, R32: a transaction that wrote a database under its version-1 declaration, then
+    declared it anew at version 2 with `migrate` and wrote it again, ran the migration (which
+    commits on its own) and then failed with a ConflictError saying nothing was written. The
+    second write is refused at its call now, before anything migrates; the transaction stays
+    usable, and a handler's next try records both writes under the new declaration, migrates
+    once and commits."""
+    calls: list[int] = []
+
+    def migrate(conn: object, from_version: int) -> None:
+        calls.append(from_version)
+        conn.execute("UPDATE t SET a = upper(a)")  # type: ignore[attr-defined]
+
+    v1 = {"t": sc.table(id=P, a="text")}
+    v2 = {"t": sc.table(id=P, a="text", b="integer")}
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("d", tables=v1)
+        insert(space, db, "INSERT INTO t (a) VALUES ('one')")
+        with space.transact():
+            db.exec("INSERT INTO t (a) VALUES ('two')")
+            db2 = space.sqlite_database("d", tables=v2, version=2, migrate=migrate)
+            with pytest.raises(sc.ConflictError) as info:
+                db2.exec("INSERT INTO t (a) VALUES ('three')")
+        assert type(info.value) is sc.ConflictError and info.value.cell_ids == ()
+        assert str(info.value) == (
+            f"space 'demo': database 'd' ({db.id}) was declared anew at version 2, with "
+            "migrate=, after this transaction wrote it under its declaration at version 1, and "
+            "that write could not commit after the migration, which commits on its own before "
+            "the transaction (R14); this call recorded nothing and nothing was migrated "
+            "(declare the new version before the transaction first writes the database): run "
+            "it again (@sc.handler does so for you)"
+        )
+        # The transaction stayed usable: its first write committed, under version 1.
+        assert calls == []
+        assert file_version(db.path) == [(1,)]
+        assert db.read("SELECT a FROM t ORDER BY id") == [{"a": "one"}, {"a": "two"}]
+
+        other = space.sqlite_database("e", tables=v1)
+        insert(space, other, "INSERT INTO t (a) VALUES ('one')")
+        tries: list[int] = []
+
+        @sc.handler
+        def write_both() -> None:
+            tries.append(1)
+            other.exec("INSERT INTO t (a) VALUES ('two')")
+            again = space.sqlite_database("e", tables=v2, version=2, migrate=migrate)
+            again.exec("INSERT INTO t (a) VALUES ('three')")
+
+        write_both()
+        assert len(tries) == 2 and calls == [1]
+        assert file_version(other.path) == [(2,)]
+        assert other.read("SELECT a, b FROM t ORDER BY id") == [
+            {"a": "ONE", "b": None},
+            {"a": "two", "b": None},
+            {"a": "three", "b": None},
+        ]
