@@ -221,6 +221,7 @@ class NodeValues(AsyncIterator[Any]):
         self._what = what
         self._waited = waited
         self._queue: asyncio.Queue[tuple[bool, Any]] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop _queue is fed on
         self._here = False  # on the scheduler thread: the current value was yielded
         self._ended = False
         self._end: weakref.finalize[[threading.Event, Subscription], NodeValues] | None = None
@@ -231,6 +232,7 @@ class NodeValues(AsyncIterator[Any]):
     async def __anext__(self) -> Any:
         if self._ended:
             raise StopAsyncIteration
+        self._follow_loop()  # (raised before the try: the other loop's stream goes on)
         try:
             return await self._next()
         except BaseException:
@@ -245,6 +247,25 @@ class NodeValues(AsyncIterator[Any]):
         if self._end is not None:
             self._end()  # (once: a finalizer called again does nothing)
 
+    def _follow_loop(self) -> None:
+        """Awaited on another event loop than the one its values were handed to: when that
+        loop no longer runs (``asyncio.run`` called again, a loop run by hand and left), the
+        values handed there are never delivered, so the subscription is let go and made anew
+        on this loop — its current value comes next, then each change, as from a new stream.
+        While that loop runs (in another thread) the stream is its own: ``TransactionError``
+        (asyncio's queue said only that it "is bound to a different event loop")."""
+        if self._loop is None or self._loop is asyncio.get_running_loop():
+            return
+        if self._loop.is_running():
+            raise TransactionError(
+                f"{self._what} is awaited on an event loop other than the one running in "
+                "another thread, where it was first awaited and its values are handed: one "
+                "stream goes to one loop; call it again on this loop for a stream of its own"
+            )
+        if self._end is not None:
+            self._end()
+        self._queue = self._loop = self._end = None
+
     async def _next(self) -> Any:
         queue = self._queue
         if queue is None:
@@ -258,7 +279,8 @@ class NodeValues(AsyncIterator[Any]):
                 return _value_here(node, self._what, self._waited)
             queue = self._queue = asyncio.Queue()
             disposed = threading.Event()
-            on_loop = _OnLoop(asyncio.get_running_loop(), disposed)
+            self._loop = asyncio.get_running_loop()
+            on_loop = _OnLoop(self._loop, disposed)
             subscription = node.scheduler.subscribe(
                 node,
                 on_loop.handing(lambda value: queue.put_nowait((True, value))),

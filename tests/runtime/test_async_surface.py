@@ -1510,6 +1510,53 @@ def test_states_lets_go_of_its_subscription_when_its_loop_is_left(
     assert "Task was destroyed" not in caplog.text
 
 
+def test_states_awaited_on_a_new_event_loop_follows_it(store: Path) -> None:
+    """A ``q.states()`` iterator awaited again under a second ``asyncio.run`` raised asyncio's
+    raw ``RuntimeError`` ("… is bound to a different event loop"). Its first loop is gone, so it
+    follows the new one: the current state, then each change. While its first loop runs in
+    another thread, another loop's await is a ``TransactionError`` and that loop's stream goes
+    on."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables={"m": sc.table(body="text")})
+        q = db.query("SELECT count(*) AS n FROM m")
+        assert rt.settle()
+        states = q.states()
+        assert asyncio.run(anext(states)).result == [{"n": 0}]
+        with space.transact():
+            db.exec("INSERT INTO m (body) VALUES ('a')")
+        assert rt.settle()
+        assert asyncio.run(anext(states)).result == [{"n": 1}]
+        assert rt.settle()  # (a subscription let go is removed on the scheduler thread)
+        assert len(q._graph_node.subscribers) == 1  # the first loop's was let go
+
+        async def next_state() -> sc.QueryState[Any]:
+            return await anext(states)
+
+        async def commit_then_next() -> sc.QueryState[Any]:
+            with space.transact():
+                db.exec("INSERT INTO m (body) VALUES ('b')")
+            return await anext(states)
+
+        loop = asyncio.new_event_loop()
+        running = threading.Thread(target=loop.run_forever)
+        running.start()
+        try:
+            assert asyncio.run_coroutine_threadsafe(next_state(), loop).result(30).seq == 1
+            with pytest.raises(sc.TransactionError, match="another thread") as info:
+                asyncio.run(next_state())
+            assert isinstance(info.value, RuntimeError)
+            second = asyncio.run_coroutine_threadsafe(commit_then_next(), loop).result(30)
+            assert second.result == [{"n": 2}]
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            running.join()
+            loop.close()
+        asyncio.run(states.aclose())  # type: ignore[attr-defined]  # (typed as an AsyncIterator)
+        assert rt.settle()
+        assert len(q._graph_node.subscribers) == 0
+
+
 def test_update_with_an_async_function_is_refused_before_anything_is_written(
     store: Path,
 ) -> None:
