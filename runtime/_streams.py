@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import threading
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
-from sqlite_cells.codec import ClosedError, TransactionError
+from sqlite_cells.codec import ClosedError, TransactionError, brief_repr
+from sqlite_cells.runtime._boundary import InvalidArgument
 
 if TYPE_CHECKING:
     from reactivex import Observable, abc
@@ -71,6 +73,7 @@ def observe_node(owner: Cell | Reactive) -> Observable[Any]:
     def on_subscribe(
         observer: abc.ObserverBase[Any], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
+        _refuse_async(observer)
         loop = _loop_of(scheduler)
         node = _node_unless_closed(owner)
         if node is None:  # the stream has ended: a subscription that does nothing
@@ -102,6 +105,26 @@ def observe_node(owner: Cell | Reactive) -> Observable[Any]:
         return Disposable(dispose)
 
     return reactivex.create(on_subscribe)
+
+
+def _refuse_async(observer: abc.ObserverBase[Any]) -> None:
+    """Refuse an ``async def`` subscriber: it is called where nothing awaits it (the scheduler
+    thread, or a loop's callback), so each value would make a coroutine that never runs, said
+    only by Python's "never awaited" warning. The functions given to ``subscribe`` (or an
+    observer's methods) are kept by reactivex's observer under these names."""
+    for name in ("_on_next", "_on_error", "_on_completed"):
+        fn = getattr(observer, name, None)
+        if callable(fn) and (
+            inspect.iscoroutinefunction(fn)
+            or inspect.iscoroutinefunction(type(fn).__call__)  # an object with async __call__
+        ):
+            raise InvalidArgument(
+                f"observe().subscribe() takes plain functions, not the async function "
+                f"{brief_repr(fn)}: a subscriber is called where nothing awaits it, so its body "
+                "would never run; subscribe a plain def that hands each value to the loop "
+                "(asyncio.run_coroutine_threadsafe(fn(value), loop)), or, for a query, iterate "
+                "`async for state in q.states()`"
+            )
 
 
 def _node_unless_closed(owner: Cell | Reactive) -> Node | None:

@@ -1557,6 +1557,54 @@ def test_states_awaited_on_a_new_event_loop_follows_it(store: Path) -> None:
         assert len(q._graph_node.subscribers) == 0
 
 
+def test_an_async_subscriber_is_refused_where_it_subscribes(store: Path) -> None:
+    """``observe().subscribe(async_fn)`` was accepted: each value made a coroutine that never
+    ran, said only by Python's "never awaited" warning, and the subscriber saw nothing. It is
+    refused at the subscription (as ``derive`` and ``update`` refuse an async function), and
+    no subscriber is left behind."""
+
+    async def on_next(value: Any) -> None:
+        raise AssertionError("never called")
+
+    errors: list[Exception] = []
+
+    class Watcher:  # an observer object: the refusal goes to its on_error, as reactivex does
+        async def on_next(self, value: Any) -> None:
+            raise AssertionError("never called")
+
+        def on_error(self, error: Exception) -> None:
+            errors.append(error)
+
+        def on_completed(self) -> None:
+            pass
+
+    class Callback:
+        async def __call__(self, value: Any) -> None:
+            raise AssertionError("never called")
+
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        c = space.cell("c", default=0)
+        db = space.sqlite_database("chat", tables={"m": sc.table(body="text")})
+        q = db.query("SELECT count(*) AS n FROM m")
+        for observed in (c, q):
+            for subscriber in (on_next, Callback()):
+                with pytest.raises(sc.SqliteCellsError, match="not the async function") as info:
+                    observed.observe().subscribe(subscriber)  # type: ignore[arg-type]
+                assert isinstance(info.value, TypeError)
+                assert "run_coroutine_threadsafe" in str(info.value)
+            observed.observe().subscribe(Watcher())
+            observed.observe().subscribe(on_next, on_error=errors.append)  # type: ignore[arg-type]
+        assert [type(e) for e in errors] == [type(info.value)] * 4
+        with space.transact():
+            c.set(1)
+        assert rt.settle()
+        assert len(c._node().subscribers) == len(q._graph_node.subscribers) == 0
+        seen: list[int] = []
+        c.observe().subscribe(seen.append)
+        assert rt.settle() and seen == [1]
+
+
 def test_update_with_an_async_function_is_refused_before_anything_is_written(
     store: Path,
 ) -> None:
