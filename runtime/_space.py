@@ -215,8 +215,14 @@ class Space(Reference):
     def given_input(self, cell: Cell, value: Any, annotation: Any) -> Any:
         """What a pattern body gets for a parameter given ``value`` (already kept in its input
         ``cell``): a cell given, else the input cell (an extension may wrap it according to the
-        parameter's annotation)."""
-        return value if isinstance(value, Cell) else cell
+        parameter's annotation). A cell of another runtime on this store is this runtime's
+        cell of that id and path, as a run given nothing gets it (§2): the piece's graph must
+        not follow, nor stop with, a runtime other than its own."""
+        if not isinstance(value, Cell):
+            return cell
+        if type(value) is Cell and value.space.runtime is not self.runtime:
+            return self.runtime.cell_for(value.link())
+        return value
 
     def unbound_input(self, cell: Cell, annotation: Any) -> Any:
         """What a pattern body gets for a parameter nobody gave a value: the cell its input cell

@@ -381,6 +381,13 @@ class Space(runtime.Space):
         there, as for an input linked after the run."""
         if _takes_database(annotation):
             return self._database_input(cell)
+        from sqlite_cells._db import LinkedDb, SqliteDb
+
+        if isinstance(value, SqliteDb) and value.space.runtime is not self.runtime:
+            # Another runtime's database (on this store): this runtime's, as a run given
+            # nothing gets it (§2), else the database the input cell links to, followed here.
+            rebound = self.unbound_input(cell, annotation)
+            return rebound if isinstance(rebound, SqliteDb) else LinkedDb(self, cell)
         return super().given_input(cell, value, annotation)
 
     def unbound_input(self, cell: Cell, annotation: object) -> object:

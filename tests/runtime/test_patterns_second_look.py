@@ -604,3 +604,38 @@ def test_a_piece_equals_itself_run_by_another_runtime_on_the_store(tmp_path: Pat
         assert one.inputs["owner"] == two.inputs["owner"]
         assert one == two and hash(one) == hash(two) and len({one, two}) == 1
         assert one != three and three != two
+
+
+@sc.pattern
+def counted(a: sc.Cell, db: sc.SqliteDb, plain: Any) -> tuple[Any, ...]:
+    """Reads its cell input and two databases (one typed, one not) in one query each."""
+    sql = "SELECT ? AS v, (SELECT count(*) FROM notes) AS n"
+    return a, plain, db.query(sql, params=[a]), plain.query(sql, params=[a])
+
+
+def test_cells_of_another_runtime_on_the_store_given_to_a_piece_are_this_runtimes(
+    tmp_path: Path,
+) -> None:
+    """Runtimes on one store share their cells, and ``space.run`` stores a cell of the other
+    one as the link it is. The body got that other runtime's objects, though: a query of the
+    piece's database input given such a cell failed (``QueryArgumentError``: a cell of another
+    runtime), and its graph followed, and stopped with, the other runtime. The body gets this
+    runtime's cell and database now, as a run given nothing gets them (§2)."""
+    with sc.Runtime(tmp_path / "store") as first, sc.Runtime(tmp_path / "store") as second:
+        theirs = first.space("demo")
+        cell = theirs.cell("a")
+        db = theirs.sqlite_database("shared", tables=TABLES)
+        with theirs.transact():
+            cell.set(5)
+        with theirs.transact():
+            db.exec("INSERT INTO notes (body) VALUES ('x')")
+        piece = second.space("demo").run(counted, key="k", a=cell, db=db, plain=db)
+        a, plain, typed_query, plain_query = piece.outputs
+        assert a == cell and a.space.runtime is second
+        assert isinstance(plain, sc.SqliteDb) and plain.space.runtime is second
+        second.settle()
+        for query in (typed_query, plain_query):
+            state = query.get()
+            assert (state.pending, state.error, state.result) == (False, None, [{"v": 5, "n": 1}])
+        first.close()
+        assert a.get() == 5 and plain.read("SELECT count(*) AS n FROM notes") == [{"n": 1}]
