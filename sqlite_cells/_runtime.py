@@ -388,6 +388,12 @@ class Space(runtime.Space):
             # nothing gets it (§2), else the database the input cell links to, followed here.
             rebound = self.unbound_input(cell, annotation)
             return rebound if isinstance(rebound, SqliteDb) else LinkedDb(self, cell)
+        if type(value) is Cell and self.runtime.holds_handle(value):
+            # A database's handle cell met as a plain Cell (a link given, a link column read
+            # back): that database, as the run given the database and a run given nothing get.
+            rebound = self.unbound_input(cell, annotation)
+            if isinstance(rebound, SqliteDb):
+                return rebound
         return super().given_input(cell, value, annotation)
 
     def unbound_input(self, cell: Cell, annotation: object) -> object:

@@ -102,3 +102,31 @@ def test_another_pieces_database_input_given_untyped_is_followed_when_run_again(
         held.inputs["db"].link(space.sqlite_database("a", tables=TABLES))
         assert rt.settle(timeout=10)
         assert _shown(after.outputs) == ["a"]
+
+
+def test_a_link_to_a_database_given_to_an_untyped_parameter_is_that_database(
+    tmp_path: Path,
+) -> None:
+    """A link given to ``space.run`` is the cell it names, treated as if that cell were given
+    (decided); a link to a database (``db.link()``, its text read back with
+    ``rt.cell_from_link``) gave an untyped parameter the database's handle cell, a plain
+    ``Cell`` with no ``read``, where the database given — and the same piece run again without
+    the input — gave the database. Also for a source's link."""
+    source = tmp_path / "reference.db"
+    conn = apsw.Connection(str(source))
+    conn.execute("CREATE TABLE t (v TEXT); INSERT INTO t VALUES ('ref')")
+    conn.close()
+    with sc.Runtime(tmp_path / "store") as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("db", tables=TABLES)
+        counter = space.cell("counter")
+        with space.transact():
+            db.exec("INSERT INTO t (v) VALUES ('a')")
+            counter.set(3)
+        ref = space.register_disk_source(str(source))
+        expected = ("SqliteDb", [{"v": "a"}], [{"v": "ref"}])
+        given = {"db": db.link(), "ref": rt.cell_from_link(ref.link_str()), "plain": counter}
+        first = space.run(reads, key="k", **given)
+        assert first.outputs[:3] == expected
+        assert first.outputs[3] == counter  # a plain cell given stays that cell
+        assert space.run(reads, key="k").outputs[:3] == expected
