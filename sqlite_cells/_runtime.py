@@ -213,6 +213,7 @@ class Space(runtime.Space):
             return
         what = f"pattern {pattern.name}: input {name!r} is typed sc.SqliteDb"
         if isinstance(value, Cell):
+            self._learn_input(value)
             self._refuse_no_database(cell, value, what, "pass", "recorded")
         if isinstance(value, SqliteDb):
             return
@@ -244,6 +245,7 @@ class Space(runtime.Space):
         if cell.value_path or cell.id not in self.runtime.database_inputs:
             return
         what = f"{cell.id} is a pattern's database input (typed sc.SqliteDb)"
+        self._learn_input(target)
         self._refuse_no_database(cell, target, what, "link", "written")
         if isinstance(target, SqliteDb) or (
             not target.value_path and target.id in self.runtime.database_inputs
@@ -264,6 +266,16 @@ class Space(runtime.Space):
             "(space.sqlite_database(...) or space.register_disk_source(...)), a cell that "
             "holds one, or another piece's database input; nothing was written"
         )
+
+    def _learn_input(self, value: Cell) -> None:
+        """Note ``value`` as a database input of this runtime when the runtime it comes from
+        (another one on this store, which shares its cells) made it one: given or linked here,
+        it is taken and followed as that runtime's own pieces take it (R61)."""
+        theirs = value.space.runtime
+        if theirs is self.runtime or value.value_path:
+            return
+        if value.id in getattr(theirs, "database_inputs", ()):
+            self.runtime.database_inputs.add(value.id)
 
     def _refuse_no_database(
         self, cell: Cell, target: Cell, what: str, verb: str, nothing: str

@@ -300,3 +300,30 @@ def test_a_chain_of_inputs_longer_than_a_database_input_follows_is_said_so(
         chain[0].inputs["db"].link(a)
         assert rt.settle(timeout=10)
         assert _rows(last.outputs) == ["a"]
+
+
+def test_another_runtimes_piece_input_on_the_store_is_taken_and_followed(tmp_path: Path) -> None:
+    """Runtimes on one store share their cells, but only the runtime that ran a piece knew its
+    input as a database input: ``space.run(…, db=theirs.inputs["db"])`` in the other runtime was
+    refused as a cell that "holds no database handle" (it holds a link to one), and linking to
+    such an input not linked yet was refused alike. Both are taken now, as in the runtime that
+    ran the piece; an input linked to one not linked yet is pending until it is linked."""
+    with sc.Runtime(tmp_path / "store") as first, sc.Runtime(tmp_path / "store") as second:
+        theirs = first.space("s")
+        db = theirs.sqlite_database("db", tables=TABLES)
+        with theirs.transact():
+            db.exec("INSERT INTO t (v) VALUES ('a')")
+        linked = theirs.run(holder, key="linked", db=db)
+        unlinked = theirs.run(holder, key="unlinked")
+        mine = second.space("s")
+        given = mine.run(reader, key="given", db=linked.inputs["db"])
+        later = mine.run(reader, key="later")
+        later.inputs["db"].link(unlinked.inputs["db"])
+        second.settle()
+        assert given.outputs.get().result == [{"v": "a"}]
+        state = later.outputs.get()
+        assert (state.pending, state.error) == (True, None)
+        unlinked.inputs["db"].link(db)
+        second.settle()
+        state = later.outputs.get()
+        assert (state.pending, state.error, state.result) == (False, None, [{"v": "a"}])
