@@ -12,6 +12,8 @@ are temporary.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -30,15 +32,28 @@ def country_lookup(ref: sc.SqliteDb, code: sc.Cell) -> Any:
 
 
 def make_reference(folder: Path) -> Path:
-    """An SQLite file made by some other tool: it has its own schema (made once)."""
+    """An SQLite file made by some other tool: it has its own schema (made once). It is built in
+    memory and put in place whole: a run stopped while making it (Ctrl-C, a kill) leaves no
+    half-made file that a run again would take as made (rows missing, or a hot journal)."""
     path = folder / "countries.db"
     if path.exists():
         return path
     folder.mkdir(exist_ok=True)
-    conn = apsw.Connection(str(path))
+    conn = apsw.Connection(":memory:")
     conn.execute("CREATE TABLE countries (code TEXT PRIMARY KEY, name TEXT NOT NULL)")
     conn.executemany("INSERT INTO countries VALUES (?, ?)", COUNTRIES)
+    image = conn.serialize("main")
     conn.close()
+    part = folder / f".countries.db.{os.getpid()}.part"  # written whole, then linked in place
+    try:
+        with part.open("wb") as out:
+            out.write(image)
+            out.flush()
+            os.fsync(out.fileno())
+        with contextlib.suppress(FileExistsError):  # another run on this store made it first
+            os.link(part, path)
+    finally:
+        part.unlink(missing_ok=True)
     return path
 
 

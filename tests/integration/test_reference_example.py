@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from examples import reference_lookup
 
@@ -55,3 +58,27 @@ def test_reference_lookup_on_a_store_keeps_its_file_beside_it(tmp_path: Path) ->
     )  # fmt: skip
     assert asked.returncode == 0, asked.stdout + asked.stderr
     assert "Kenya" in asked.stdout
+
+
+def test_reference_lookup_stopped_while_making_its_file_makes_it_whole_when_run_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while the example fills its reference file, then a run again on the same store:
+    the file is made whole, and 'pe' is Peru. The half-made file (two of its rows, committed
+    one by one) was taken as made, and the lookup of 'pe' answered None."""
+    store = str(tmp_path / "store")
+    countries = reference_lookup.COUNTRIES
+
+    def interrupted() -> Iterator[tuple[str, str]]:
+        yield from countries[:2]
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patched:
+        patched.setattr(reference_lookup, "COUNTRIES", interrupted())
+        with pytest.raises(KeyboardInterrupt):
+            reference_lookup.main(store)
+    lines = reference_lookup.main(store)
+    assert lines[1].endswith("-> Japan")
+    assert lines[2].endswith("-> Peru")
+    folder = tmp_path / "store-reference"
+    assert sorted(p.name for p in folder.iterdir()) == ["countries.db"]
