@@ -71,6 +71,28 @@ def _flush_output() -> None:
         pass
 
 
+def store_argument(name: str, doc: str | None) -> str | None:
+    """The STORE given to an example run as ``python -m examples.<name> [STORE]``, or None.
+    ``--help`` prints its usage and ``doc``; an option it does not know or a second word is bad
+    usage (exit status 2, said in one line by argparse), as the ``sqlite-cells`` command says
+    it — taken as a store's path, ``--help`` made a store of that name and ran the example."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog=f"python -m examples.{name}",
+        description=doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "store",
+        nargs="?",
+        metavar="STORE",
+        help="the store's directory (without it, a temporary store removed at the end)",
+    )
+    store: str | None = parser.parse_args().store
+    return store
+
+
 def _ours(kind: type[BaseException]) -> bool:
     """Whether ``kind`` is one of the library's errors (imported only if the library is)."""
     library = sys.modules.get("sqlite_cells")

@@ -9,7 +9,6 @@ example refuses it (:class:`OtherData`) before its first commit, and writes noth
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 
 import sqlite_cells as sc
@@ -103,4 +102,6 @@ def main(store: str | None = None) -> CounterRun:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else None)
+    from examples import store_argument
+
+    main(store_argument("atomic_counter", __doc__))

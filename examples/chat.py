@@ -23,4 +23,6 @@ def main(store: str | None = None) -> ChatRun:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else None)
+    from examples import store_argument
+
+    main(store_argument("chat", __doc__))

@@ -8,7 +8,6 @@ typed row (``player: sc.Cell``) that decodes the stored link into a live cell (R
 
 from __future__ import annotations
 
-import sys
 import threading
 
 import msgspec
@@ -94,4 +93,6 @@ def main(store: str | None = None) -> list[tuple[str, int]]:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else None)
+    from examples import store_argument
+
+    main(store_argument("leaderboard", __doc__))

@@ -12,7 +12,6 @@ store is removed when its runtime closes, which would defeat the restart).
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,8 +107,10 @@ def main(store: str | None = None) -> NotesRun:
 
 
 if __name__ == "__main__":
+    from examples import store_argument
+
     # A pattern's identity includes its module name: import it by its real name so that running
     # the file (as __main__) binds the same pieces as importing examples.notes_patterns does.
     from examples.notes_patterns import main as run_main
 
-    run_main(sys.argv[1] if len(sys.argv) > 1 else None)
+    run_main(store_argument("notes_patterns", __doc__))

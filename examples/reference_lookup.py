@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -104,8 +103,10 @@ def main(store: str | None = None) -> list[str]:
 
 
 if __name__ == "__main__":
+    from examples import store_argument
+
     # A pattern's identity includes its module name: import it by its real name so that running
     # the file (as __main__) binds the same piece as importing examples.reference_lookup does.
     from examples.reference_lookup import main as run_main
 
-    run_main(sys.argv[1] if len(sys.argv) > 1 else None)
+    run_main(store_argument("reference_lookup", __doc__))

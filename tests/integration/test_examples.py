@@ -293,3 +293,42 @@ def test_an_example_whose_output_cannot_be_written_says_so_in_one_line(
             check=False,
         )
         assert check.returncode == 0, check.stdout + check.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "status"),
+    [
+        ("chat", ["--help"], 0),
+        ("leaderboard", ["-h"], 0),
+        ("atomic_counter", ["--help"], 0),
+        ("notes_patterns", ["--help"], 0),
+        ("reference_lookup", ["--help"], 0),
+        ("chat", ["--store", "s"], 2),
+        ("leaderboard", ["s", "t"], 2),
+    ],
+)
+def test_an_example_given_an_option_or_two_stores_makes_no_store_of_them(
+    tmp_path: Path, name: str, args: list[str], status: int
+) -> None:
+    """``python -m examples.chat --help`` (run from another folder): the word was taken as the
+    store's path, a store ``--help`` was made there and the example ran on it; a second word
+    was left unread. ``--help`` prints the usage, anything else is bad usage (exit 2), and
+    nothing is created."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", f"examples.{name}", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == status, done
+    assert "Traceback" not in done.stderr
+    if status == 0:
+        assert done.stdout.startswith(f"usage: python -m examples.{name} [-h] [STORE]"), done
+    else:
+        assert f"usage: python -m examples.{name}" in done.stderr, done.stderr
+        assert done.stderr.strip().splitlines()[-1].startswith(f"python -m examples.{name}: error")
+    assert not list(tmp_path.iterdir())
