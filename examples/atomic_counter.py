@@ -9,7 +9,9 @@ example refuses it (:class:`OtherData`) before its first commit, and writes noth
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import sqlite_cells as sc
 
@@ -102,6 +104,8 @@ def main(store: str | None = None) -> CounterRun:
 
 
 if __name__ == "__main__":
+    if __package__ != "examples":  # run as a file: find its package from the repository root
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from examples import store_argument
 
     main(store_argument("atomic_counter", __doc__))

@@ -11,6 +11,7 @@ because the ``sqlite-cells`` command is installed without this folder.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import sqlite_cells as sc
 from sqlite_cells.cli import ChatRun, run_chat
@@ -23,6 +24,8 @@ def main(store: str | None = None) -> ChatRun:
 
 
 if __name__ == "__main__":
+    if __package__ != "examples":  # run as a file: find its package from the repository root
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from examples import store_argument
 
     main(store_argument("chat", __doc__))

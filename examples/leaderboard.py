@@ -8,7 +8,9 @@ typed row (``player: sc.Cell``) that decodes the stored link into a live cell (R
 
 from __future__ import annotations
 
+import sys
 import threading
+from pathlib import Path
 
 import msgspec
 
@@ -93,6 +95,8 @@ def main(store: str | None = None) -> list[tuple[str, int]]:
 
 
 if __name__ == "__main__":
+    if __package__ != "examples":  # run as a file: find its package from the repository root
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from examples import store_argument
 
     main(store_argument("leaderboard", __doc__))

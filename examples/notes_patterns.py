@@ -12,8 +12,10 @@ store is removed when its runtime closes, which would defeat the restart).
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -107,6 +109,8 @@ def main(store: str | None = None) -> NotesRun:
 
 
 if __name__ == "__main__":
+    if __package__ != "examples":  # run as a file: find its package from the repository root
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from examples import store_argument
 
     # A pattern's identity includes its module name: import it by its real name so that running

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,8 @@ def main(store: str | None = None) -> list[str]:
 
 
 if __name__ == "__main__":
+    if __package__ != "examples":  # run as a file: find its package from the repository root
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from examples import store_argument
 
     # A pattern's identity includes its module name: import it by its real name so that running

@@ -332,3 +332,29 @@ def test_an_example_given_an_option_or_two_stores_makes_no_store_of_them(
         assert f"usage: python -m examples.{name}" in done.stderr, done.stderr
         assert done.stderr.strip().splitlines()[-1].startswith(f"python -m examples.{name}: error")
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "name", ["chat", "leaderboard", "atomic_counter", "notes_patterns", "reference_lookup"]
+)
+def test_an_example_run_as_a_file_finds_its_package(tmp_path: Path, name: str) -> None:
+    """``python examples/notes_patterns.py STORE`` (a file, not ``-m``): its ``__main__`` block
+    imports from the ``examples`` package, which was not found (``ModuleNotFoundError`` and its
+    traceback); the package is found from the repository root now."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / f"{name}.py"), str(tmp_path / "s")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    check = subprocess.run(
+        [sys.executable, "-m", "sqlite_cells", "check", str(tmp_path / "s")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
