@@ -61,6 +61,8 @@ def write_member(
     if grouped:
         cursor.execute(_SAVEPOINT)
     try:
+        if seq > _LARGEST_SEQ:
+            raise _no_seq_left(conn, space_id)
         _validate(conn, tx, space, space_id)
         if tx.guards and check_committed is not None:
             _judge_again(cursor, tx, seq, space_id, check_committed)
@@ -91,6 +93,21 @@ def write_member(
     if grouped:
         cursor.execute(_RELEASE)
     return record
+
+
+# The largest integer SQLite stores: a log whose newest seq is this one (another program wrote
+# it) leaves no seq for a next commit.
+_LARGEST_SEQ: Final = 2**63 - 1
+
+
+def _no_seq_left(conn: apsw.Connection, space_id: str) -> DatabaseError:
+    """The error of a commit that would follow seq ``_LARGEST_SEQ`` (nothing is written)."""
+    return DatabaseError(
+        f"space {space_id!r}: the log of the space file {conn.db_filename('main')} ends at seq "
+        f"{_LARGEST_SEQ}, the largest integer SQLite stores, so no commit can follow it; nothing "
+        "of this one is visible: sqlite-cells never numbers commits so high (another program "
+        "wrote the log): run `sqlite-cells check` and restore the space file from a backup"
+    )
 
 
 def commit_error(

@@ -29,3 +29,28 @@ def test_a_read_only_attached_file_is_named_with_what_to_do(tmp_path: Path) -> N
     alone = commit_error(raised.value, "demo")
     assert "the space file or the database file it writes" in str(alone)
     conn.close()
+
+
+def test_a_log_ending_at_the_largest_seq_refuses_the_next_commit_naming_the_file(
+    tmp_path: Path,
+) -> None:
+    store = tmp_path / "store"
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        with space.transact():
+            space.cell("c").set(1)
+    (path,) = store.glob("space-*.sqlite")
+    # Another program renumbers the newest record to the largest integer SQLite stores.
+    foreign = apsw.Connection(str(path))
+    foreign.execute(f"UPDATE _cf_log SET seq = {2**63 - 1}")
+    foreign.close()
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        c = space.cell("c")
+        for _ in range(2):  # (the refused commit leaves the space usable for the next try)
+            with pytest.raises(sc.DatabaseError) as raised, space.transact():
+                c.set(2)
+            message = str(raised.value)
+            assert f"the log of the space file {path} ends at seq {2**63 - 1}" in message
+            assert "restore the space file from a backup" in message
+            assert c.get() == 1
