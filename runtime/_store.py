@@ -83,6 +83,13 @@ def resolve_store(store: str | os.PathLike[str] | None) -> Path:
     except StorePathError:  # also an OSError: said once, not wrapped in itself
         raise
     except (OSError, RuntimeError) as exc:  # a name too long, no permission, a link loop
+        if isinstance(exc, RuntimeError) or exc.errno == errno.ELOOP:
+            # A loop of links on the way to the store (``resolve`` says so as a RuntimeError).
+            raise StorePathError(
+                f"the store {shown_path(path)} cannot be reached: a symbolic link on its path "
+                "leads back to itself through links: point that link at a directory, or give "
+                "another path"
+            ) from exc
         raise StorePathError(describe(exc, f"the store {shown_path(path)}")) from exc
     _check_text(str(resolved))  # a link may lead to a name that is not valid text
     if not os.access(resolved, os.R_OK | os.X_OK):

@@ -559,6 +559,22 @@ def test_a_store_path_that_is_a_loop_of_links_says_so(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
 
 
+def test_a_store_path_through_a_loop_of_links_says_so(tmp_path: Path) -> None:
+    """Errors: a store under a link that leads back to itself (``loop/store``) was refused with
+    pathlib's own words, "RuntimeError: Symlink loop from …", and nothing to do. It says a link on
+    the path loops and what to do, and nothing is made."""
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    with pytest.raises(sc.DatabaseError) as e:
+        sc.Runtime(loop / "store")
+    assert type(e.value).__name__ == "StorePathError" and isinstance(e.value, ValueError)
+    message = str(e.value)
+    assert f"the store {loop / 'store'} cannot be reached" in message
+    assert "leads back to itself through links: point that link at a directory" in message
+    assert "RuntimeError" not in message
+    assert [p.name for p in tmp_path.iterdir()] == ["loop"]
+
+
 def test_a_relative_store_path_in_a_deleted_current_directory_says_so(tmp_path: Path) -> None:
     """Errors: with the current directory deleted, a relative store path (the default store
     too) was said as "the store .sqlite-cells: No such file or directory — check the path and
