@@ -1627,18 +1627,22 @@ def keep_copy(path: Path, why: str) -> Path:
             f"{folder} is a symbolic link: {COPY_FOLDER} (R71), inside the store, never where a "
             "link points; move it out of the store, then use the database again"
         )
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    base = folder / f"{path.name}.{stamp}.{why}"
+    n = 0
     try:
         folder.mkdir(exist_ok=True)
+        while Path(f"{base}.{n}").exists():
+            n += 1
     except FileExistsError:
         raise _NoCopyFolder(
             f"{folder} is not a directory: {COPY_FOLDER} (R71); move it out of the store, then "
             "use the database again"
         ) from None
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    base = folder / f"{path.name}.{stamp}.{why}"
-    n = 0
-    while Path(f"{base}.{n}").exists():
-        n += 1
+    except OSError as exc:
+        # The folder cannot be made or searched (this user's permissions): the folder is
+        # named, not the database file, whose own permissions are not in question.
+        raise _CopyFailed(path, folder, exc) from exc
     copy = Path(f"{base}.{n}")
     made = [copy, Path(f"{copy}-wal"), Path(f"{copy}.txt")]
     wal = Path(f"{path}-wal")

@@ -359,3 +359,30 @@ def test_a_quarantine_for_a_copy_this_user_may_not_write_is_tried_again_by_the_r
     assert "Traceback" not in err
     copies = [p.name for p in folder.iterdir() if p.name.endswith(".ahead-2-of-1.0")]
     assert len(copies) == 1 and copies[0].startswith(f"{db_file.name}.")  # the repair's copy
+
+
+def test_a_quarantine_folder_this_user_may_not_search_is_named_not_the_database_file(
+    store: Path,
+) -> None:
+    """R71, Errors: a repair's copy goes into the quarantine folder; with a folder this user may
+    not even search, looking for a free name in it raised before the copy, and the read said the
+    database's own file "may not be used by this user … give it read and write permission", when
+    the file was writable and the folder was the trouble. The folder is named, as for a folder
+    this user may not write, and nothing of the file is changed."""
+    if os.geteuid() != 0:
+        pytest.skip("the quarantine folder must belong to another user than the reads run as")
+    db_file, before, folder = _ahead_beside_a_quarantine_folder_nobody_may_write(store)
+    folder.chmod(0o700)  # root's: nobody may not look inside it
+    try:
+        done = run_unprivileged("-c", _READS_ON_REQUEST, str(store))
+    finally:
+        store.chmod(0o755)
+    assert done.returncode == 0, done.stderr
+    said = json.loads(done.stdout.splitlines()[0])
+    assert said["error"] == "Quarantined", said
+    message = said["message"]
+    assert f"could not be copied to {folder} (Permission denied)" in message
+    assert "may not be used by this user" not in message
+    assert "the next use tries the repair again" in message
+    assert said["transient"] is True
+    assert db_file.read_bytes() == before
