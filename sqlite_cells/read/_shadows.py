@@ -109,7 +109,11 @@ def sync_shadows(
     return made.policy
 
 
-_VERSION_SQL: Final = "SELECT value FROM main._cf_meta WHERE key = 'version'"
+# (Text as its bytes: text that is not UTF-8 is no version, not a raw UnicodeDecodeError.)
+_VERSION_SQL: Final = (
+    "SELECT CASE typeof(value) WHEN 'text' THEN CAST(value AS BLOB) ELSE value END "
+    "FROM main._cf_meta WHERE key = 'version'"
+)
 
 
 def newer_version(cursor: apsw.Cursor, decl: Declaration) -> int | None:

@@ -82,6 +82,7 @@ from sqlite_cells.runtime import (
     busy_ms,
     exception_text,
     plain_text,
+    stored_json_column,
     surrogate_at,
 )
 from sqlite_cells.schema._generated import uncomputable, virtual_columns_of
@@ -588,13 +589,27 @@ def stored_version(conn: apsw.Connection, database: str, db_id: str) -> int | No
     """The version stored in the file's ``_cf_meta`` (None: none yet); a value that is not an
     integer is :class:`DamagedVersion` (the file is damaged). A file without ``_cf_meta`` is
     SQLite's error (``apsw.SQLError``), for the caller to say."""
+    # Text comes as its bytes: text that is not UTF-8 (another program wrote it) is damage as
+    # any other value that is no version, not a raw UnicodeDecodeError from apsw.
     rows = rows_of(
-        conn, f"SELECT value FROM {quote_ident(database)}._cf_meta WHERE key = 'version'"
+        conn,
+        f"SELECT {stored_json_column('value')} FROM {quote_ident(database)}._cf_meta "
+        "WHERE key = 'version'",
     )
     if rows and not isinstance(rows[0][0], int):
-        problem = f"its _cf_meta.version holds {brief_repr(rows[0][0])}, not an integer"
+        problem = f"its _cf_meta.version holds {_shown_value(rows[0][0])}, not an integer"
         raise DamagedVersion(db_id, conn.db_filename(database), problem)
     return rows[0][0] if rows else None  # type: ignore[return-value]
+
+
+def _shown_value(found: object) -> str:
+    """A stored value for a message: text as text, text that is not UTF-8 as its hex."""
+    if isinstance(found, bytes):
+        try:
+            return brief_repr(found.decode("utf-8"))
+        except UnicodeDecodeError:
+            return f"text that is not valid UTF-8 (x'{found[:32].hex()}')"
+    return brief_repr(found)
 
 
 def create_meta_table(conn: apsw.Connection, database: str) -> None:

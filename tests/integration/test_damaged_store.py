@@ -584,6 +584,51 @@ def test_a_write_meeting_a_version_that_is_not_an_integer_rebuilds_the_file(
         assert len(list((store / "quarantine").glob(f"{path.name}.*.damaged.*.txt"))) == 2
 
 
+def test_a_version_that_is_text_not_utf8_is_damage_not_an_internal_error(store: Path) -> None:
+    """R71, Errors, §6: a database file's ``_cf_meta.version`` another program set to text that
+    is not UTF-8 made `query`, `inspect` and `tables` end in "internal error, please report it:
+    UnicodeDecodeError", and `check` blame the space file's text. It is damage, as a version
+    that is text: each command says so naming the file, and a write under a running runtime
+    fails as damage, nothing written, the next one finding the file rebuilt."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("x", tables=TABLES)
+        with space.transact():
+            db.exec("INSERT INTO t (body) VALUES ('a')")
+        path = db.path
+    conn = apsw.Connection(str(path))
+    conn.execute("UPDATE _cf_meta SET value = CAST(x'ff41' AS TEXT) WHERE key = 'version'")
+    conn.close()
+    said = "its _cf_meta.version holds text that is not valid UTF-8 (x'ff41'), not an integer"
+    before = _snapshot(store)
+    for command in (("query", str(store), "s", "x", "SELECT * FROM t"), ("tables", str(store))):
+        done = run_cli(*command)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert said in done.stderr and "internal error" not in done.stderr
+    done = run_cli("inspect", str(store))
+    assert done.returncode in (0, 1) and "internal error" not in done.stderr, done.stderr
+    done = run_cli("check", str(store))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"damaged file: {said}" in done.stdout and "space-" not in done.stderr
+    assert _snapshot(store) == before
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("x", tables=TABLES)
+        with space.transact():
+            db.exec("INSERT INTO t (body) VALUES ('b')")  # the first use rebuilt the file
+        conn = apsw.Connection(str(path))
+        conn.setbusytimeout(5000)
+        conn.execute("UPDATE _cf_meta SET value = CAST(x'ff41' AS TEXT) WHERE key = 'version'")
+        conn.close()
+        with pytest.raises(sc.ExecError) as raised, space.transact():
+            db.exec("INSERT INTO t (body) VALUES ('c')")
+        assert f"the database file {path} is damaged" in str(raised.value)
+        assert said in str(raised.value)
+        with space.transact():
+            db.exec("INSERT INTO t (body) VALUES ('c')")
+        assert [r["body"] for r in db.read("SELECT body FROM t ORDER BY id")] == ["a", "b", "c"]
+
+
 _COMMITS_ON_A_FULL_DISK = """
 import resource, signal, sys
 import sqlite_cells as sc
