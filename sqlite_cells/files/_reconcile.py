@@ -989,7 +989,8 @@ def _check_same_history(
         kept = [
             bytes(row[0])
             for row in conn.execute(
-                "SELECT changeset FROM _cf_changes WHERE seq = ? ORDER BY rowid", (seq,)
+                "SELECT CAST(changeset AS BLOB) FROM _cf_changes WHERE seq = ? ORDER BY rowid",
+                (seq,),
             )
         ]
     except apsw.SQLError:  # a file of the format before the journal
@@ -1152,10 +1153,13 @@ def _journal_past(conn: apsw.Connection, seq: int) -> list[tuple[int, bytes, int
     None in rows written before the column existed, and in a file that has no such column yet
     (read as it is by a check that does not repair)."""
     order = "WHERE seq > ? ORDER BY seq DESC, rowid DESC"
+    # A changeset another program stored as text (UTF-8 or not) is read as its bytes, which no
+    # changeset applies as: damage said as such, not a raw TypeError or UnicodeDecodeError.
+    changeset = "CAST(changeset AS BLOB)"
     try:
-        found = conn.execute(f"SELECT seq, changeset, head FROM _cf_changes {order}", (seq,))
+        found = conn.execute(f"SELECT seq, {changeset}, head FROM _cf_changes {order}", (seq,))
     except apsw.SQLError:
-        found = conn.execute(f"SELECT seq, changeset, NULL FROM _cf_changes {order}", (seq,))
+        found = conn.execute(f"SELECT seq, {changeset}, NULL FROM _cf_changes {order}", (seq,))
     return [
         (int(row_seq), bytes(changeset), head if isinstance(head, int) else None)
         for row_seq, changeset, head in found

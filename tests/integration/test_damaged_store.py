@@ -716,3 +716,40 @@ def test_a_write_statement_the_file_system_refuses_says_where_and_what_to_do(
     assert "the whole transaction was rolled back" in refused
     assert after == "1 1 [{'n': 1}]"
     assert next_commit == "3 2 [{'n': 2}]"
+
+
+@pytest.mark.parametrize("stored", ["'abc'", "CAST(x'ff41' AS TEXT)"])
+def test_a_journal_changeset_stored_as_text_is_no_internal_error(store: Path, stored: str) -> None:
+    """R71, Errors, §6: a database file's journal row whose changeset another program stored as
+    text ended every command in "internal error, please report it" (``TypeError: string
+    argument without an encoding``, or ``UnicodeDecodeError`` for text that is not UTF-8), `check`
+    too. It is read as its bytes, which are not the changes the space logged, as for any other
+    changeset that differs: the database is quarantined as not its space's file, each command
+    says so, and nothing is changed."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("x", tables=TABLES)
+        with space.transact():
+            db.exec("INSERT INTO t (body) VALUES ('a')")
+        path = db.path
+    conn = apsw.Connection(str(path))
+    conn.execute(f"UPDATE _cf_changes SET changeset = {stored}")
+    conn.close()
+    before = _snapshot(store)
+    said = "the file's changes of commit 1 are not the ones its space logged"
+    for command in (
+        ("query", str(store), "s", "x", "SELECT * FROM t"),
+        ("tables", str(store)),
+        ("inspect", str(store)),
+        ("check", str(store)),
+        ("check", "--repair", str(store)),
+    ):
+        done = run_cli(*command)
+        assert done.returncode == 1, (command, done.stdout, done.stderr)
+        assert "internal error" not in done.stderr, (command, done.stderr)
+        assert said in done.stdout + done.stderr, (command, done.stdout, done.stderr)
+    assert _snapshot(store) == before
+    with sc.Runtime(store) as rt:
+        db = rt.space("s").sqlite_database("x", tables=TABLES)
+        with pytest.raises(sc.Quarantined, match="are not the ones its space logged"):
+            db.read("SELECT * FROM t")
