@@ -29,6 +29,7 @@ shared reads (R51, R54, R60).
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import math
 import threading
@@ -87,6 +88,9 @@ SPLIT_COST = 0.0002  # mean known seconds per statement from which a batch is sp
 _OWN_CODE = "\x00own code"
 _INLINE_MAX = 4096
 _COSTS_SIZE = 65536
+# The longest statement or parameters text a read time is kept under as it is; a longer one is
+# kept as its start and digest (see _cost_key).
+_COST_KEY_TEXT = 256
 _MAX_RETRIES = 12  # reads done again while a database file lags its space (≈ 0.6 s in all)
 
 
@@ -126,6 +130,11 @@ class _Read:
     # The last commit known to have written the database when the read was sent: rows older
     # than that read a file that had not caught up with its space (see LiveQueries._land).
     due: int = 0
+    # What its read time is kept under (LiveQueries._costs): the key, long texts digested.
+    cost_key: tuple[str, str, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.cost_key = _cost_key(self.key)
 
     def previous(self) -> Kept | None:
         """The rows its first runner holds now and their digest (the reader keeps them when it
@@ -140,6 +149,25 @@ class _Read:
                 runner.build_ahead(result)
             except Exception:  # a runner's failure stays its own: it builds again on landing
                 log.exception("live query %r could not build its rows", runner)
+
+
+def _cost_key(key: tuple[str, str, str]) -> tuple[str, str, str]:
+    """What a statement's read time is kept under: its ``(database id, sql, repr(params))``
+    key, with a statement or parameters text longer than ``_COST_KEY_TEXT`` kept as its start
+    and a digest. The read times outlive the queries that ran them (up to ``_COSTS_SIZE``), so
+    a live query whose cell parameter took a megabyte of text after another kept each of those
+    texts for the runtime's life."""
+    db_id, sql, params = key
+    if len(sql) <= _COST_KEY_TEXT and len(params) <= _COST_KEY_TEXT:
+        return key
+    return db_id, _digested(sql), _digested(params)
+
+
+def _digested(text: str) -> str:
+    if len(text) <= _COST_KEY_TEXT:
+        return text
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+    return f"{text[:64]}\u2026 ({len(text)} characters, blake2b {digest})"
 
 
 @dataclass(slots=True)
@@ -200,7 +228,9 @@ class LiveQueries:
         # Keyed by database id (one file each), not by path: a str hashes in C, a Path in Python.
         self._batch: dict[str, _Wanted] = {}
         self._batch_work: Work | None = None  # the batch's unit of work for settle()
-        self._costs: dict[tuple[str, str, str], float] = {}  # last read time per statement
+        self._costs: dict[
+            tuple[str, str, str], float
+        ] = {}  # last read time per statement (_cost_key)
         # Reads sent and not landed: (db id, sql, params) -> (generation when sent, the read,
         # the scheduler epoch it was sent for, the declaration it reads under); a database's
         # generation counts the commits to it this runtime has processed.
@@ -665,7 +695,7 @@ class LiveQueries:
         if light:
             # Statements known to be light go apart from the heavy or unknown ones, which may
             # run until query_timeout: one job of both would hold the light ones as long (R44).
-            light_total = sum(self._costs[read.key] for read in light)
+            light_total = sum(self._costs[read.cost_key] for read in light)
             if not grown and self._is_cheap(wanted.decl, light, light_total):
                 self._run_inline(wanted, light)
             else:
@@ -688,7 +718,7 @@ class LiveQueries:
         to be delivered at once (``QueryWorkers._split_locked``): heavier ones begin first,
         and no light one waits for a runaway one's query_timeout either way (R44)."""
         costs = self._costs
-        reads = sorted(reads, key=lambda read: -costs.get(read.key, math.inf))
+        reads = sorted(reads, key=lambda read: -costs.get(read.cost_key, math.inf))
         for i in range(chunks):
             part = reads[i::chunks] if chunks > 1 else reads
             delivery = self._delivery(
@@ -704,7 +734,7 @@ class LiveQueries:
         """The statements of a batch known to be light (each ran in under ``SPLIT_COST``), when
         the batch also holds others; else none."""
         costs = self._costs
-        light = [read for read in reads if costs.get(read.key, SPLIT_COST) < SPLIT_COST]
+        light = [read for read in reads if costs.get(read.cost_key, SPLIT_COST) < SPLIT_COST]
         return light if len(light) < len(reads) else []
 
     def _known_cost(self, reads: list[_Read]) -> tuple[bool, float]:
@@ -712,7 +742,7 @@ class LiveQueries:
         costs = self._costs
         total = 0.0
         for read in reads:
-            cost = costs.get(read.key)
+            cost = costs.get(read.cost_key)
             if cost is None:
                 return False, 0.0
             total += cost
@@ -773,7 +803,7 @@ class LiveQueries:
                 pairs.append((read, result))
         if slow:
             for read in slow:
-                self._costs.pop(read.key, None)  # not cheap any more: a worker runs it next
+                self._costs.pop(read.cost_key, None)  # not cheap any more: a worker runs it next
             self._submit(wanted, slow, 1)
         if pairs:
             file = wanted.file
@@ -810,9 +840,10 @@ class LiveQueries:
             if isinstance(result.error, QueryTimeout):
                 cost = timed_out
             if cost is not None:
-                if key not in costs and len(costs) >= _COSTS_SIZE:
+                cost_key = read.cost_key
+                if cost_key not in costs and len(costs) >= _COSTS_SIZE:
                     costs.pop(next(iter(costs)))
-                costs[key] = cost
+                costs[cost_key] = cost
             # Older than a commit taken in before the read was sent: the file had not caught up
             # with it. (Not one taken in while the read ran: the rows were the latest then, and
             # a commit that changed what they read has asked for another run already.)

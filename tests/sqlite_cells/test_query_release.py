@@ -188,3 +188,29 @@ def test_databases_whose_queries_are_all_gone_leave_no_interest_behind(rt: sc.Ru
     del other
     _forget(rt)
     assert set(hub._reads) == {dbs[7].id} and set(hub._watched.values()) == {dbs[7].id}
+
+
+def test_the_read_times_kept_after_a_query_hold_no_long_parameter_text(rt: sc.Runtime) -> None:
+    """A statement's last read time is kept after its query moves on or goes (up to 65,536
+    statements), keyed by its sql and parameters: a query whose cell parameter took 200 KB of
+    text after another kept every one of those texts for the runtime's life (12 MB here, and
+    more with each new value). A long text is kept as its start and a digest now."""
+    space = rt.space("demo")
+    db = space.sqlite_database("d", tables=MESSAGES)
+    with space.transact():
+        db.exec("INSERT INTO messages (body) VALUES ('hi')")
+    term = space.cell("term", default="")
+    query = db.query("SELECT count(*) AS n FROM messages WHERE body = ?", params=[term])
+    rt.settle()
+    for i in range(60):
+        _commit(space, term, f"{i}" + "x" * 200_000)
+        rt.settle()
+        assert query.get().result == [{"n": 0}]
+    _commit(space, term, "hi")
+    rt.settle()
+    assert query.get().result == [{"n": 1}]
+    del query
+    _forget(rt)
+    costs = rt.live_queries._costs
+    assert len(costs) == 62
+    assert sum(len(text) for key in costs for text in key) < 62 * 1_000
