@@ -747,6 +747,10 @@ class SpaceFile:
             raise self._replaced_error()
         landing = self._landing
         if landing is not None and cell_id in landing.ids:
+            if self._made_in != generation():
+                # Forked while a thread of the parent was landing a commit: that thread is not
+                # here to end it, and waiting for it would never return.
+                self._check_open()
             landing.wait()
         cached = self._cache.get(cell_id)
         if cached is not None:

@@ -9,10 +9,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import sqlite_cells as sc
+from sqlite_cells.runtime._space_file import _Landing
 
 TABLES = {"t": sc.table(id="integer primary key", v="text")}
 
@@ -118,3 +121,31 @@ def test_a_child_is_refused_the_files_its_parent_has_open(rt: sc.Runtime, store:
         db.exec("INSERT INTO t (v) VALUES ('parent again')")
     assert [r["v"] for r in db.read("SELECT v FROM t ORDER BY id")] == ["parent", "parent again"]
     assert space.cell("by", default="").get() == ""
+
+
+def test_a_child_forked_while_a_commit_lands_is_refused_the_cells_it_writes(
+    rt: sc.Runtime,
+) -> None:
+    """A cell read waits while another thread's commit of it lands (between its ``COMMIT``
+    and the cache taking its value, ``_Landing``). In a child forked meanwhile that thread is
+    the parent's, and ``get()`` of such a cell waited for ever (17 children of 20 forked beside
+    a thread committing in a loop). It is the ``ClosedError`` every other use there is."""
+    space = rt.space("demo")
+    counter = space.cell("counter", default=0)
+    with space.transact():
+        counter.set(1)
+    file = space.file
+    record = SimpleNamespace(writes=[SimpleNamespace(id=counter.id)])
+    landing: list[_Landing] = []
+    made = threading.Thread(target=lambda: landing.append(_Landing([record])))  # type: ignore[list-item]  # (the one field _Landing reads)
+    made.start()
+    made.join()
+    file._landing = landing[0]  # as a commit of that thread, made durable and not landed yet
+    try:
+        out = _in_child(counter.get)
+    finally:
+        file._landing = None
+        landing[0].end()
+    assert out["error"] == "ClosedError", out
+    assert "forked" in str(out["message"]) and "spawn" in str(out["message"])
+    assert counter.get() == 1
