@@ -550,7 +550,9 @@ class Runtime(runtime.Runtime):
         self._quarantined_once: dict[str, Quarantined] = {}
         # db id -> damage_noted() of its file when it was last checked for that damage.
         self._damage_checked: dict[str, int] = {}
-        self._followed: set[str] = set()  # disk handles whose recorded pin is watched
+        # Disk handles whose recorded pin is watched -> their file's path (see follow_pin);
+        # replaced whole under _decl_lock, read without it by the commit hook's absorber.
+        self._followed: Mapping[str, Path] = {}
         # Ids of the pattern inputs typed sc.SqliteDb made in this runtime: a chain of links
         # that ends at one holding nothing has nothing linked yet (R61; see LinkedDb.target).
         self.database_inputs: set[str] = set()
@@ -581,6 +583,10 @@ class Runtime(runtime.Runtime):
             lookup=runtime.weakly(self.declaration),
             poll_interval=poll_interval,
             behind=runtime.weakly(self._forget_reconciled, lambda: None),
+        )
+        self.scheduler.add_commit_hook(
+            runtime.weakly(self._pins_written, list),
+            absorb=runtime.weakly(self._pins_quiet, lambda: True),
         )
 
     # The limits are set when the runtime is made: its threads and pool were built with them,
@@ -825,13 +831,25 @@ class Runtime(runtime.Runtime):
         with self._decl_lock:
             if decl.db_id in self._followed:
                 return
-            self._followed.add(decl.db_id)
-        db_id, path = decl.db_id, decl.path
+            self._followed = {**self._followed, decl.db_id: decl.path}
+        # A commit the hook took in before the handle was followed: its pin is the one
+        # committed now (as a subscription's first value was).
+        data = self.space(decl.space_id).file.entity(decl.db_id).data
+        self.take_pin(decl.db_id, decl.path, _pin_in(data))
 
-        def changed(value: object) -> None:
-            self.take_pin(db_id, path, recorded_pin(value))
+    def _pins_written(self, event: runtime.CommitEvent) -> list[runtime.Node]:
+        """(Commit hook, scheduler thread.) Take the pin a commit recorded in a followed
+        handle (``follow_pin``). A hook, not a subscription to the handle cell: that held the
+        runtime from the scheduler's thread, so a runtime dropped unclosed after registering a
+        disk source was never collected (see ``runtime.Runtime.__del__``)."""
+        followed = self._followed
+        for db_id in followed.keys() & event.writes.keys():
+            self.take_pin(db_id, followed[db_id], _pin_in(event.writes[db_id].data))
+        return []
 
-        Cell(self.space(decl.space_id), decl.db_id).observe().subscribe(changed)
+    def _pins_quiet(self, event: runtime.CommitEvent) -> bool:
+        """(Absorber of ``_pins_written``.) Whether the commit wrote no followed handle."""
+        return self._followed.keys().isdisjoint(event.writes)
 
     def take_pin(self, db_id: str, path: Path, recorded: Identity | None) -> None:
         """``recorded`` (a registration's pin, or the one a handle value records) becomes the
@@ -1361,6 +1379,17 @@ MAX_QUERY_WORKERS = 256
 # Far above any open-files limit (a pooled connection holds its file, -wal and -shm): a larger
 # figure is a mistake, not a wish.
 MAX_READ_POOL_SIZE = 1_000_000
+
+
+def _pin_in(data: bytes | None) -> Identity | None:
+    """The pin a disk source's stored handle value records (None: none, or a value this
+    runtime cannot read — its next use says what is wrong)."""
+    if data is None:
+        return None
+    try:
+        return recorded_pin(decode_value(data))
+    except EncodingError:
+        return None
 
 
 def _check_count(name: str, value: object, most: int, each: str) -> None:
