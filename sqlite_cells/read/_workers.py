@@ -692,16 +692,21 @@ class QueryWorkers:
             own = self._give_up_locked([w for w in self._in_flight if w.thread is here])
             self._wake.notify_all()
             self._watch_wake.notify_all()
-        for flight in flights:
-            with flight.tracker.lock:
-                pooled = flight.tracker.pooled
-            _interrupt(pooled)
+        self._interrupt_flights(flights)
         for job in queued:
             _fail(job, ClosedError("the runtime is closed: open a new Runtime"))
         deadline = time.monotonic() + CLOSE_WAIT
         for thread in [*threads, self._watchdog]:
             if thread is not threading.current_thread() and thread.ident is not None:
-                thread.join(max(0.0, deadline - time.monotonic()))
+                # SQLite forgets an interrupt that comes while none of the connection's
+                # statements is active: a read whose statement started an instant after the
+                # interrupt above (its worker had taken the job, not yet the connection) ran on
+                # to its query_timeout past close(). It is interrupted again at each tick.
+                while thread.is_alive() and (left := deadline - time.monotonic()) > 0:
+                    thread.join(min(_WATCH_EVERY, left))
+                    with self._lock:
+                        flights = list(self._in_flight.values())
+                    self._interrupt_flights(flights)
         # Reads still running (one long function call the interrupt cannot stop) are given up:
         # their callers are told the runtime closed now, not at their query_timeout (R44).
         with self._lock:
@@ -710,6 +715,13 @@ class QueryWorkers:
             keys = _kept([key for key, _ in flight.job.items], flight.tracker)
             error = _closed_during_read()
             _deliver(flight.job, 0, _failed(flight.job, keys, error))
+
+    @staticmethod
+    def _interrupt_flights(flights: list[_InFlight]) -> None:
+        for flight in flights:
+            with flight.tracker.lock:
+                pooled = flight.tracker.pooled
+            _interrupt(pooled)
 
     def _give_up_locked(self, workers: list[_Worker]) -> list[_InFlight]:
         """Abandon the reads of ``workers`` at close: returned, to be told the runtime closed;

@@ -1291,3 +1291,47 @@ def test_a_json_path_into_a_link_column_logs_nothing(
     arrow = "SELECT count(*) AS n FROM t WHERE who_cf_link ->> '$./.link@1.space' = ?"
     assert db.read(arrow, [space.id]) == [{"n": 1}]
     assert [r.getMessage() for r in caplog.records if r.name.startswith("sqlglot")] == []
+
+
+def test_close_stops_a_read_whose_statement_starts_an_instant_after_its_interrupt(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """§3, R44: ``close()`` interrupts the reads in flight, but SQLite forgets an interrupt that
+    comes while no statement of the connection is active. A worker that had taken a live
+    query's job and not yet its connection started the statement just after: it ran on to its
+    query_timeout, ``close()`` waited its 1 s for it in vain, and the thread and the pooled
+    connection's files stayed open past ``close()`` (6 threads and 25 descriptors after 20
+    closes racing commits and live queries). The reads still in flight are interrupted again
+    at each tick of that wait."""
+    import sqlite_cells.read._reader as reader_module
+    import sqlite_cells.read._workers as workers_module
+
+    armed, interrupted = threading.Event(), threading.Event()
+    real_track, real_interrupt = reader_module._track, workers_module._interrupt
+
+    def track(tracker: Any, pooled: Any, index: int, timeout: float) -> None:
+        armed.set()
+        interrupted.wait()  # close() interrupts before this read has its connection
+        real_track(tracker, pooled, index, timeout)
+
+    def interrupt(pooled: Any) -> None:
+        real_interrupt(pooled)
+        interrupted.set()
+
+    monkeypatch.setattr(reader_module, "_track", track)
+    monkeypatch.setattr(workers_module, "_interrupt", interrupt)
+    rt = sc.Runtime(store, query_timeout=120)
+    try:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=MESSAGES)
+        with space.transact():
+            db.exec("INSERT INTO messages (body, ts) VALUES ('hi', 1)")
+        query = db.query(
+            "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) "
+            "SELECT count(*) AS n FROM r"
+        )
+        armed.wait()
+    finally:
+        rt.close()
+    assert [t.name for t in threading.enumerate() if t.name.startswith("sqlite-cells")] == []
+    assert query.get().result is None
