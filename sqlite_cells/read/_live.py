@@ -228,9 +228,8 @@ class LiveQueries:
         # Keyed by database id (one file each), not by path: a str hashes in C, a Path in Python.
         self._batch: dict[str, _Wanted] = {}
         self._batch_work: Work | None = None  # the batch's unit of work for settle()
-        self._costs: dict[
-            tuple[str, str, str], float
-        ] = {}  # last read time per statement (_cost_key)
+        # The last read time per statement, under its _cost_key.
+        self._costs: dict[tuple[str, str, str], float] = {}
         # Reads sent and not landed: (db id, sql, params) -> (generation when sent, the read,
         # the scheduler epoch it was sent for, the declaration it reads under); a database's
         # generation counts the commits to it this runtime has processed.
