@@ -12,14 +12,18 @@ element is a string or a 64-bit integer (R6; a negative index counts from the en
 These rules are the field types below, written once: every link read (``parse_link``,
 ``link_from_sigil``, ``parse_links``) is decoded against them, and every link written
 (``encode_link``, ``Link.sigil``) is checked by the same decoder, so a link this library
-writes is one it reads back.
+writes is one it reads back. Link text with a key given twice in one object (``"id"``, ``"/"``,
+``"link@1"``…) is not a link: it names two cells, and readers disagree on which (msgspec keeps
+the last, SQLite's JSON functions the first).
 """
 
 from __future__ import annotations
 
+import json
 import re
+from itertools import chain
 from operator import attrgetter
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, cast
 
 import msgspec
 
@@ -125,10 +129,16 @@ def _check_written(link: Link, data: bytes) -> None:
         ) from exc
 
 
+# A name of at most this many characters is at most MAX_NAME_BYTES of UTF-8 (4 bytes a character).
+_FITS_ANYWAY: Final = MAX_NAME_BYTES // 4
+
+
 def _space_fits(link: Link) -> Link:
     """``link``, unless its space id or its cell id is over :data:`MAX_NAME_BYTES` in UTF-8
     (which no space or cell the runtime makes can have; msgspec bounds both in characters):
     then :class:`LinkDecodeError`."""
+    if len(link.space) <= _FITS_ANYWAY and len(link.id) <= _FITS_ANYWAY:
+        return link  # (what nearly every link is: decided without a call per name)
     for what, text in (("space id", link.space), ("cell id", link.id)):
         if name_too_long(text):
             raise LinkDecodeError(
@@ -166,7 +176,15 @@ def parse_link(text: str | bytes | bytearray | memoryview) -> Link:
     if type(text) is not str and type(text) is not bytes:  # a subclass names what its text does
         text = str.__str__(text) if isinstance(text, str) else _bytes_of(text)
     try:
-        return _space_fits(_sigil_decoder.decode(text).body.link)
+        link = _space_fits(_sigil_decoder.decode(text).body.link)
+        quotes = text.count('"') if type(text) is str else cast("bytes", text).count(b'"')
+        if quotes != _LINK_QUOTES and quotes != _quotes_of(link) and (key := _repeated_key(text)):
+            raise LinkDecodeError(
+                f"the key {key!r} is given twice in one object, so the text names two cells "
+                "(SQLite's JSON functions read the first, msgspec the last); store the link "
+                "as cell.link_str() gives it"
+            )
+        return link
     except (
         msgspec.DecodeError,
         UnicodeError,
@@ -188,6 +206,52 @@ def _bytes_of(text: bytes | bytearray | memoryview) -> bytes:
             f"expected a link string, got a {type(text).__name__} whose bytes cannot be read "
             f"({exc}): pass the link's text, or bytes that are still held"
         ) from exc
+
+
+# -- a key given twice ------------------------------------------------------------------------
+#
+# Finding a repeated key takes a JSON parse in Python, so it is done only where counting the
+# text's quote characters (one scan in C) cannot rule one out. Each string of JSON text has two
+# quotes, more when it holds escaped ones; text with no key twice that decodes to ``link`` holds
+# 8 strings (the keys "/", "link@1", "id", "space", "scope" and the values of the last three),
+# the key "path" when the path is not empty, and each str element of the path. A key given twice
+# is one string more than that, so a count equal to ``_quotes_of(link)`` proves no key is given
+# twice (a count above it, as for an explicit empty "path" or an escaped quote, is looked at).
+_LINK_QUOTES: Final = 16  # _quotes_of a link with an empty path
+
+
+def _quotes_of(link: Link | ParsedLink) -> int:
+    """The quote characters in the canonical text of ``link``: the fewest any text of it has."""
+    if not link.path:
+        return _LINK_QUOTES
+    return _LINK_QUOTES + 2 + 2 * sum(type(element) is str for element in link.path)
+
+
+def _repeated_key(text: str | bytes) -> str | None:
+    """A key that the JSON ``text`` (which msgspec has read) gives twice in one object, if any."""
+    repeated: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        value = dict(items)
+        if len(value) != len(items):
+            seen: set[str] = set()
+            for key, _ in items:
+                if key in seen:
+                    repeated.append(key)
+                    break
+                seen.add(key)
+        return value
+
+    try:
+        json.loads(text, object_pairs_hook=pairs)
+    except (ValueError, RecursionError):  # (never for text msgspec read; its reading stands)
+        return None
+    return repeated[0] if repeated else None
+
+
+def _repeats_key(text: str | bytes, link: Link | ParsedLink) -> bool:
+    quotes = text.count('"') if isinstance(text, str) else text.count(b'"')
+    return quotes != _LINK_QUOTES and quotes != _quotes_of(link) and _repeated_key(text) is not None
 
 
 def link_text_problem(text: bytes) -> str:
@@ -256,6 +320,7 @@ class _ParsedSigil(msgspec.Struct, frozen=True, gc=False, forbid_unknown_fields=
 _decode_parsed = msgspec.json.Decoder(_ParsedSigil).decode
 _link_of = attrgetter("body.link")
 _id_of = attrgetter("id")
+_path_of = attrgetter("path")
 # Link.id's pattern, anchored by ``match``.
 _id_fits = re.compile(_ID_PATTERN).match
 # The same rule for many ids joined by NUL, in one pass of the regex engine instead of one call
@@ -294,11 +359,41 @@ def _parse_all(texts: list[str | bytes]) -> list[ParsedLink | None] | None:
     joined = "\x00".join(map(_id_of, links)) + "\x00"
     if links and not _ids_fit(joined):
         return None
-    if len(joined) > MAX_NAME_BYTES // 4 and any(
-        name_too_long(link.id) for link in links if link is not None
+    if (
+        len(joined) > _FITS_ANYWAY
+        and max(map(len, map(_id_of, links))) > _FITS_ANYWAY
+        and any(name_too_long(link.id) for link in links if link is not None)
     ):
         return None  # (an id over the limit in UTF-8 bytes: looked at value by value)
+    # The column holds at least the sum of _quotes_of its links; exactly that, no key is given
+    # twice in any of them (see _quotes_of); else each link is looked at.
+    quotes = _column_quotes(texts)
+    if (
+        quotes != _LINK_QUOTES * len(links)
+        and quotes != _column_quotes_of(links)
+        and any(map(_repeats_key, texts, cast("list[ParsedLink]", links)))  # (none is None)
+    ):
+        return None
     return links
+
+
+def _column_quotes_of(links: list[ParsedLink | None]) -> int:
+    """The sum of ``_quotes_of`` the (decoded) ``links``, without Python per link."""
+    paths = list(map(_path_of, links))
+    with_path = len(paths) - paths.count(())
+    in_paths = list(map(type, chain.from_iterable(paths))).count(str)
+    return _LINK_QUOTES * len(paths) + 2 * with_path + 2 * in_paths
+
+
+def _column_quotes(texts: list[str | bytes]) -> int:
+    """The quote characters in all of ``texts``; -1 when they mix text and bytes."""
+    try:
+        return "".join(texts).count('"')  # type: ignore[arg-type]  # (bytes: TypeError)
+    except TypeError:
+        try:
+            return b"".join(texts).count(b'"')  # type: ignore[arg-type]  # (str: TypeError)
+        except TypeError:
+            return -1
 
 
 def _parse_or_none(text: Any) -> ParsedLink | None:
@@ -313,4 +408,6 @@ def _parse_or_none(text: Any) -> ParsedLink | None:
         link = _decode_parsed(text).body.link
     except _NOT_A_LINK:
         return None
-    return link if _id_fits(link.id) and not name_too_long(link.id) else None
+    if not _id_fits(link.id) or name_too_long(link.id) or _repeats_key(text, link):
+        return None
+    return link

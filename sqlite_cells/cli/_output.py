@@ -26,7 +26,7 @@ import msgspec
 
 from sqlite_cells.cli._names import Namer, link_in
 from sqlite_cells.cli._status import output_failure
-from sqlite_cells.codec import EncodingError, SqliteCellsError, decode_value
+from sqlite_cells.codec import EncodingError, Link, SqliteCellsError, decode_value
 from sqlite_cells.read import escaped, text_table
 
 __all__ = [
@@ -210,6 +210,8 @@ def _named_inside(value: Any, namer: Namer, *, as_json: bool = False) -> Any:
     try:
         decoded = decode_value(value.encode())
     except (msgspec.DecodeError, EncodingError, UnicodeEncodeError):  # not JSON: text after all
+        return value
+    if isinstance(decoded, Link):  # the text of one link, which link_in refused (a key twice)
         return value
     named = namer.shallow(decoded, as_json=as_json, link_texts=True)
     if named == decoded:  # no link in it after all: the text as it was written

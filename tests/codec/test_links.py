@@ -249,3 +249,97 @@ def test_a_link_to_a_cell_id_over_the_name_limit_names_no_cell() -> None:
         parse_link(text)
     assert parse_links([text])[0] is None and parse_links([text, None])[0] is None
     assert "over the limit" in link_text_problem(text.encode())
+
+
+_FIRST = '{"id":"of:first","space":"s","scope":"space"}'
+_SECOND = '{"id":"of:second","space":"s","scope":"space"}'
+REPEATED_KEYS = [
+    pytest.param(
+        '{"/": {"link@1": {"id":"of:first","id":"of:second","space":"s","scope":"space"}}}',
+        "id",
+        id="id",
+    ),
+    pytest.param(f'{{"/":{{"link@1":{_FIRST}}},"/":{{"link@1":{_SECOND}}}}}', "/", id="slash"),
+    pytest.param(f'{{"/":{{"link@1":{_FIRST},"link@1":{_SECOND}}}}}', "link@1", id="link@1"),
+    pytest.param(
+        '{"/":{"link@1":{"id":"of:a","space":"s","space":"t","scope":"space"}}}',
+        "space",
+        id="space",
+    ),
+    pytest.param(
+        '{"/":{"link@1":{"id":"of:a","space":"s","scope":"space","scope":"space"}}}',
+        "scope",
+        id="same-value-twice",
+    ),
+    pytest.param(
+        '{"/":{"link@1":{"id":"of:a","space":"s","scope":"space","path":["x"],"path":["y"]}}}',
+        "path",
+        id="path",
+    ),
+    pytest.param(
+        '{"/":{"link@1":{"id":"of:a","space":"s","scope":"space","path":[1],"path":[]}}}',
+        "path",
+        id="path-then-empty",
+    ),
+    pytest.param(
+        '{"/":{"link@1":{"id":"of:a","id":"of:\\"b","space":"s","scope":"space"}}}',
+        "id",
+        id="escaped-quote",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "key"), REPEATED_KEYS)
+def test_link_text_with_a_key_given_twice_is_not_a_link(text: str, key: str) -> None:
+    """R30: such text names two cells — msgspec kept the last value of the key, SQLite's JSON
+    functions take the first — so no reader takes it for a link (a write already refused it),
+    as text or as bytes, one value or a column."""
+    for stored in (text, text.encode()):
+        with pytest.raises(LinkDecodeError, match="not a link") as info:
+            parse_link(stored)
+        assert f"the key {key!r} is given twice" in str(info.value)
+        assert "cell.link_str()" in str(info.value)
+        assert parse_links([stored]) == [None]
+        good = _link_text().encode() if isinstance(stored, bytes) else _link_text()
+        assert [link is None for link in parse_links([good, stored, None, good])] == [
+            False,
+            True,
+            True,
+            False,
+        ]
+    assert link_text_problem(text.encode()) != ""  # (a write refuses it too)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        _link_text(),
+        _link_text(path=["a", 0, 'b"c']),
+        _link_text(path=[]),  # an explicit empty path
+        _link_text(id='of:a"b', space='s"\\'),  # escaped quotes and backslashes
+        _link_text(id="of:\u00e9", space="\u00e9"),
+        json.dumps({"/": {"link@1": {"scope": "space", "space": "demo", "id": "of:abc"}}}),
+        ' {"/" : {"link@1" :\n{"id":"of:abc","space":"demo","scope":"space","path":["k"]}}} ',
+        '{"/":{"link@1":{"id":"of:\\u0061","space":"\\"","scope":"space"}}}',
+    ],
+    ids=[
+        "canonical",
+        "path",
+        "empty-path",
+        "escapes",
+        "non-ascii",
+        "other-order",
+        "spaced",
+        "u-escape",
+    ],
+)
+def test_links_with_each_key_once_still_decode(text: str) -> None:
+    link = parse_link(text)
+    assert parse_link(text.encode()) == link
+    found = parse_links([text, text.encode(), None])
+    assert [(p.id, p.space, p.path) for p in found if p is not None] == [
+        (link.id, link.space, link.path)
+    ] * 2
+    assert [
+        (p.id, p.path) for p in parse_links([text, encode_link(link).decode()]) if p is not None
+    ] == [(link.id, link.path)] * 2

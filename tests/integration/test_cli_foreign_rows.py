@@ -398,3 +398,34 @@ def test_a_disk_source_whose_names_are_not_utf8_is_listed_as_what_it_holds(
     assert f"text in the rows read from the file {source} is not valid UTF-8" in done.stderr
     done = run_cli("query", str(store), "demo", str(source), "SELECT x FROM good")
     assert done.returncode == 0, done.stderr
+
+
+def test_link_text_with_a_key_given_twice_is_shown_as_the_text_it_is(store: Path) -> None:
+    """R30, §6: another program stored, in a link column, link text giving "id" twice (SQLite
+    reads the first id, msgspec the last): it names no one cell, so `query` shows it as the
+    text it is, as any other malformed link, not by either cell's name."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        alice, bob = space.cell("alice", default=None), space.cell("bob", default=None)
+        chat = space.sqlite_database("chat", tables={"t": sc.table(who_cf_link=sc.cf_link())})
+        with space.transact():
+            alice.set("Alice")
+            bob.set("Bob")
+            chat.exec("INSERT INTO t (who_cf_link) VALUES (?)", [bob])
+            chat.exec("INSERT INTO t (who_cf_link) VALUES (?)", [bob])
+        path, first, last = chat.path, alice.id, bob.id
+    text = f'{{"/":{{"link@1":{{"id":"{first}","id":"{last}","space":"demo","scope":"space"}}}}}}'
+    conn = apsw.Connection(str(path))
+    conn.execute("UPDATE t SET who_cf_link = ? WHERE rowid = 2", (text,))
+    conn.close()
+    sql = "SELECT rowid AS n, who_cf_link FROM t ORDER BY rowid"
+    done = run_cli("query", str(store), "demo", "chat", sql, "--json")
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)["rows"]
+    assert rows[0]["who_cf_link"]["name"] == "bob"
+    assert rows[1]["who_cf_link"] == text
+    done = run_cli("query", str(store), "demo", "chat", sql)
+    assert done.returncode == 0, done.stderr
+    one, two = done.stdout.splitlines()[2:4]
+    assert one.split() == ["1", "→", "bob", '"Bob"']
+    assert two.split() == ["2", text]
