@@ -41,6 +41,7 @@ from sqlite_cells.runtime._shown import (
 from sqlite_cells.runtime._streams import observe_node
 from sqlite_cells.runtime._tx import (
     TxState,
+    check_read,
     current_transaction,
     forget_read,
     note_read,
@@ -328,6 +329,11 @@ class Cell(Reference):
         whole = self._encoded(value)
         if checked:
             runtime.check_value(self._space.id, self._id, whole)
+        if read is not None:
+            # The rest of the value is of a commit after the one this transaction read the cell
+            # at: a conflict, raised before the write is recorded (R32: a refused call records
+            # nothing), else the write would stand on the newer value with no read to refuse it.
+            check_read(tx, file, self._id, read)
         record_write(tx, file, self._id, whole, name=self._named(file), path=self._value_path)
         if read is not None and tx.state is TxState.OPEN:
             tx.record_read(file, self._id, read)

@@ -46,6 +46,7 @@ __all__ = [
     "PendingOp",
     "Transaction",
     "TxState",
+    "check_read",
     "conflict",
     "current_transaction",
     "forget_read",
@@ -316,6 +317,15 @@ def note_read(tx: Transaction, cell_id: str, path: ValuePath = ()) -> None:
                 tx._seen[key] = {path: count}
             elif seen.get(path) != count:
                 tx._seen[key] = {**seen, path: count}
+
+
+def check_read(tx: Transaction, space: SpaceFile, cell_id: str, rev: int) -> None:
+    """Raise the :class:`ConflictError` ``tx.record_read`` would raise for a read of
+    ``cell_id`` at ``rev``, recording nothing: for a call that reads and writes a cell (a write
+    at a path), so that it records neither when its read is refused (R32)."""
+    seen = tx._reads.get((space, cell_id))
+    if seen is not None and rev > seen:
+        raise conflict(space, [cell_id])
 
 
 def forget_read(tx: Transaction, space: SpaceFile, cell_id: str) -> None:

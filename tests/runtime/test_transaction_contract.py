@@ -1169,6 +1169,44 @@ def test_a_cell_read_twice_in_a_transaction_never_shows_two_values(rt: sc.Runtim
     assert seen == [(100, 100)]
 
 
+def test_an_update_at_a_path_refused_by_a_commit_in_between_records_nothing(
+    rt: sc.Runtime,
+) -> None:
+    """R32: an error raised at a call records nothing. A write at a path rebuilds the value
+    from the newest commit; when another commit changed the cell after the transaction read it
+    (here inside ``update``'s function), the write was recorded on that newer value before the
+    ``ConflictError`` was raised, and ``update`` took its read back: a block that caught the
+    error committed ``fn``'s result from the older value over the other writer's."""
+    space = rt.space("demo")
+    c = space.cell("c", default={"n": 0})
+    other = sc.handler(lambda: c.key("n").set(5))
+
+    def bump(value: int) -> int:
+        writer = threading.Thread(target=other)
+        writer.start()
+        writer.join()
+        return value + 1
+
+    with space.transact() as tx:
+        with pytest.raises(sc.ConflictError) as raised:
+            c.key("n").update(bump)
+        assert raised.value.cell_ids == (c.id,)
+        assert dict(tx.writes) == {} and dict(tx.reads) == {}
+    assert tx.seq is None
+    assert c.get() == {"n": 5}  # the other writer's commit stands
+    # A set at a path after a read: refused before its write is recorded too (the block's own
+    # read then fails its commit, as it would have).
+    with pytest.raises(sc.ConflictError), space.transact() as tx:
+        seen = c.get()
+        writer = threading.Thread(target=sc.handler(lambda: c.key("n").set(6)))
+        writer.start()
+        writer.join()
+        with pytest.raises(sc.ConflictError):
+            c.key("n").set(seen["n"] + 1)
+        assert dict(tx.writes) == {}
+    assert c.get() == {"n": 6}
+
+
 def test_close_from_another_thread_leaves_a_handler_body_under_the_write_lock_to_its_end(
     store: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
