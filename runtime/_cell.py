@@ -352,7 +352,8 @@ class Cell(Reference):
     def update(self, fn: Callable[[Any], Any]) -> None:
         """Set the value to ``fn(current value)``; ``fn`` that is not callable is an
         ``InvalidArgument`` (nothing is recorded). Outside a transaction it is ``NoTransaction``
-        before ``fn`` runs, and a cell the runtime protects (a database handle, R5) is refused
+        before ``fn`` runs, and a cell the runtime protects (a database handle, R5) or of
+        another space than the one the transaction writes (``CrossSpaceWrite``) is refused
         before it runs too: a write that cannot be recorded does not run the caller's code."""
         if not callable(fn):
             raise InvalidArgument(
@@ -364,6 +365,11 @@ class Cell(Reference):
         # before ``fn`` runs, as ``set`` would refuse the result: no code of the caller's runs
         # and no read is recorded (a read of a handle conflicts with its database's writes).
         self._space.runtime.check_writable(self._space.id, self._id)
+        if tx.space is not None:
+            # A cell of another space than the one the transaction writes: CrossSpaceWrite
+            # before ``fn`` runs too (binding a bound transaction to its own space records
+            # nothing).
+            tx.bind(self._space.file)
         read_before = (self._space.file, self._id) in tx.reads
         value = fn(self.get())
         try:

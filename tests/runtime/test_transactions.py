@@ -291,3 +291,23 @@ def test_a_nested_block_that_raises_writes_nothing_though_the_outer_commits(
         d.set(6)
     assert (c.get(), d.get(), e.get()) == (60, 6, 0)
     assert db.read("SELECT x FROM t") == [] and db.rev == 0
+
+
+def test_update_of_a_cell_of_another_space_runs_no_function(rt: sc.Runtime) -> None:
+    """§3: a write that cannot be recorded does not run the caller's code. ``update`` of a cell
+    of another space than the one the transaction writes called ``fn`` (its side effects ran),
+    then refused the write; it is ``CrossSpaceWrite`` before ``fn`` runs now, recording
+    nothing, and the transaction goes on."""
+    a, b = rt.space("a"), rt.space("b")
+    x, y = a.cell("x", default=0), b.cell("y", default=0)
+    ran: list[Any] = []
+    with a.transact() as tx:
+        x.set(1)
+        with pytest.raises(sc.CrossSpaceWrite):
+            y.update(lambda v: ran.append(v) or v + 1)
+        assert ran == []
+        assert list(tx.writes) == [x.id] and dict(tx.reads) == {}
+    assert (x.get(), y.get()) == (1, 0)
+    # A transaction not bound yet (a handler's) is bound by the update, as by set.
+    assert sc.handler(lambda: y.update(lambda v: v + 1))() is not None
+    assert y.get() == 1
