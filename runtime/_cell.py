@@ -371,6 +371,7 @@ class Cell(Reference):
             # nothing).
             tx.bind(self._space.file)
         read_before = (self._space.file, self._id) in tx.reads
+        written_before = tx.written(self._space.file, self._id)
         value = fn(self.get())
         try:
             if inspect.iscoroutine(value):  # an async function: its body has not run
@@ -384,8 +385,9 @@ class Cell(Reference):
         except SqliteCellsError:
             # A result refused (not JSON, a path it cannot be set at) records nothing (R32):
             # the read this call made goes too, so a later commit to the cell is no conflict.
-            # (What ``fn`` raises itself keeps it: that outcome depended on the value.)
-            if not read_before:
+            # (What ``fn`` raises itself keeps it: that outcome depended on the value.) Kept
+            # too when ``fn`` wrote the cell itself: that write was made from the value read.
+            if not read_before and tx.written(self._space.file, self._id) is written_before:
                 forget_read(tx, self._space.file, self._id)
             raise
 

@@ -311,3 +311,25 @@ def test_update_of_a_cell_of_another_space_runs_no_function(rt: sc.Runtime) -> N
     # A transaction not bound yet (a handler's) is bound by the update, as by set.
     assert sc.handler(lambda: y.update(lambda v: v + 1))() is not None
     assert y.get() == 1
+
+
+def test_a_refused_update_keeps_the_read_its_function_wrote_from(rt: sc.Runtime) -> None:
+    """R32, §2: ``update`` whose result is refused takes back the read it made (nothing
+    recorded) — but ``fn`` had written another path of the same cell, a write made from that
+    read. With the read gone, a commit of the cell in between was no conflict and the write
+    put the older value of the rest back over it (a lost update). The read stays then."""
+    space = rt.space("demo")
+    c = space.cell("c", default={"a": 0, "b": 0})
+
+    def fn(value: Any) -> Any:
+        c.key("b").set(1)  # made from the value this update read
+        return {1, 2}  # not JSON: the update is refused
+
+    with pytest.raises(sc.ConflictError), space.transact() as tx:
+        with pytest.raises(sc.ValueEncodeError):
+            c.update(fn)
+        assert (space.file, c.id) in tx.reads
+        writer = threading.Thread(target=sc.handler(lambda: c.key("a").set(5)))
+        writer.start()
+        writer.join()
+    assert c.get() == {"a": 5, "b": 0}  # the other writer's commit stands
