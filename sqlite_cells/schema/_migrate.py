@@ -1056,7 +1056,9 @@ def migrate_file(
     try:
         conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE)
     except apsw.Error as exc:
-        raise MigrationError(db_id, f"cannot open {path} to migrate it: {exc}") from exc
+        raise MigrationError(
+            db_id, f"cannot open {path} to migrate it: {sqlite_refusal(exc)}; nothing was written"
+        ) from exc
     try:
         conn.setbusytimeout(busy_ms(exec_timeout))
         conn.limit(apsw.SQLITE_LIMIT_LENGTH, LENGTH_LIMIT)  # R44, as everywhere
@@ -1079,7 +1081,11 @@ def migrate_file(
         conn.execute("COMMIT" if ran else "ROLLBACK")
         return ran
     except apsw.Error as exc:
-        raise MigrationError(db_id, f"migrating {path} failed in SQLite: {exc}") from exc
+        # (A full disk or an I/O error meets the migration's own writes and its COMMIT: say
+        # what to do, as for a statement SQLite refuses.)
+        raise MigrationError(
+            db_id, f"migrating {path} failed in SQLite: {sqlite_refusal(exc)}; nothing was written"
+        ) from exc
     finally:
         conn.close()
 

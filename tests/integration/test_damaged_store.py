@@ -753,3 +753,52 @@ def test_a_journal_changeset_stored_as_text_is_no_internal_error(store: Path, st
         db = rt.space("s").sqlite_database("x", tables=TABLES)
         with pytest.raises(sc.Quarantined, match="are not the ones its space logged"):
             db.read("SELECT * FROM t")
+
+_A_MIGRATION_ON_A_FULL_DISK = """
+import resource, signal, sys
+import sqlite_cells as sc
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+def widen(conn, from_version):
+    conn.execute("ALTER TABLE t ADD COLUMN w text")
+    conn.execute("UPDATE t SET w = body")
+with sc.Runtime(sys.argv[1]) as rt:
+    space = rt.space("s")
+    db = space.sqlite_database("d", tables={"t": sc.table(id="integer primary key", body="text")})
+    with space.transact():
+        db.exec_many("INSERT INTO t (body) VALUES (?)", [["a" * 1000] for _ in range(100)])
+    print(db.path)
+    db = space.sqlite_database(
+        "d",
+        tables={"t": sc.table(id="integer primary key", body="text", w="text")},
+        version=2,
+        migrate=widen,
+    )
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1000, hard))  # a full disk
+    try:
+        with space.transact():
+            db.exec("UPDATE t SET w = 'x' WHERE id = 1")
+        print("committed")
+    except sc.SqliteCellsError as exc:
+        print(type(exc).__name__, exc.db_id == db.id, str(exc).replace("\\n", " "))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+    print(db.rev, db.read("SELECT count(w) AS n FROM t"))
+    with space.transact():
+        db.exec("UPDATE t SET w = 'x' WHERE id = 1")
+    print(db.rev, db.read("SELECT count(w) AS n, sum(w = 'x') AS x FROM t"))
+"""
+
+
+def test_a_migration_the_disk_refuses_says_what_to_do_and_writes_nothing(tmp_path: Path) -> None:
+    """R14, Errors: a migration whose writes the file system refused (a full disk; here a limit
+    on file sizes) failed as "migrating <file> failed in SQLite: disk I/O error", saying neither
+    what kind of error that is nor what to do. It says to free space or check the disk, and that
+    nothing was written; once there is room, the next write migrates the file and commits."""
+    done = _script(_A_MIGRATION_ON_A_FULL_DISK, str(tmp_path / "store"))
+    path, refused, after, next_commit = done.stdout.splitlines()
+    assert refused.startswith("MigrationError True "), refused
+    assert f"migrating {path} failed in SQLite: disk I/O error (SQLite's SQLITE_IOERR)" in refused
+    assert "a full disk" in refused and "free space or check the disk, then try again" in refused
+    assert refused.endswith("; nothing was written"), refused
+    assert after == "1 [{'n': 0}]"
+    assert next_commit == "2 [{'n': 100, 'x': 1}]"
