@@ -388,7 +388,13 @@ def describe(exc: BaseException, where: str) -> str:
     if isinstance(exc, apsw.FullError):
         return f"{where}: the disk is full ({exc}): free space and try again"
     if isinstance(exc, apsw.IOError):
-        return f"{where}: an I/O error ({exc}): check the disk, then run `sqlite-cells check`"
+        # (SQLite says only "disk I/O error" when the file system refuses a write — a full
+        # disk, a file size limit —, as when it cannot make the -shm beside a file it opens.)
+        return (
+            f"{where}: an I/O error ({exc}): the file system refused a read or a write (a full "
+            "disk, a limit on the size of files, a failing disk): free space or check the "
+            "disk, then try again; `sqlite-cells check` reports a file left damaged"
+        )
     if isinstance(exc, UnicodeError):
         return (
             f"{where} holds text that is not valid UTF-8 ({exc}): it was not written through "

@@ -802,3 +802,56 @@ def test_a_migration_the_disk_refuses_says_what_to_do_and_writes_nothing(tmp_pat
     assert refused.endswith("; nothing was written"), refused
     assert after == "1 [{'n': 0}]"
     assert next_commit == "2 [{'n': 100, 'x': 1}]"
+
+
+_A_DATABASE_FILE_OPENED_ON_A_FULL_DISK = """
+import resource, signal, sys
+import sqlite_cells as sc
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+tables = {"t": sc.table(id="integer primary key", body="text")}
+with sc.Runtime(sys.argv[1]) as rt:
+    space = rt.space("s")
+    db = space.sqlite_database("d", tables=tables)
+    with space.transact():
+        db.exec("INSERT INTO t (body) VALUES ('a')")
+with sc.Runtime(sys.argv[1]) as rt:  # the database file has no -shm now
+    space = rt.space("s")
+    cell = space.cell("c", default=0)
+    with space.transact():
+        cell.set(1)
+    db = space.sqlite_database("d", tables=tables)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, hard))  # a full disk
+    try:
+        with space.transact():
+            cell.set(2)
+            db.exec("INSERT INTO t (body) VALUES ('b')")
+        print("committed")
+    except sc.DatabaseError as exc:
+        print(str(exc).replace("\\n", " "))
+    try:
+        print(db.read("SELECT count(*) AS n FROM t"))
+    except sc.DatabaseError as exc:
+        print(str(exc).replace("\\n", " "))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+    print(cell.get(), db.rev, db.read("SELECT count(*) AS n FROM t"))
+    with space.transact():
+        db.exec("INSERT INTO t (body) VALUES ('b')")
+    print(db.rev, db.read("SELECT count(*) AS n FROM t"))
+"""
+
+
+def test_a_database_file_the_disk_cannot_open_says_to_free_space(tmp_path: Path) -> None:
+    """Errors: a database file SQLite could not open on a full disk (it cannot make the -shm it
+    writes beside a file it opens; here a limit on file sizes) failed a write and a read with
+    "an I/O error (disk I/O error): check the disk, then run `sqlite-cells check`", never naming
+    the full disk nor freeing space. Both say it now; the write commits nothing, and both work
+    once there is room, in the same process."""
+    done = _script(_A_DATABASE_FILE_OPENED_ON_A_FULL_DISK, str(tmp_path / "store"))
+    refused_write, refused_read, after, next_commit = done.stdout.splitlines()
+    for refused in (refused_write, refused_read):
+        assert "cell-" in refused and "an I/O error (disk I/O error)" in refused, refused
+        assert "a full disk" in refused, refused
+        assert "free space or check the disk, then try again" in refused, refused
+    assert after == "1 1 [{'n': 1}]"
+    assert next_commit == "2 [{'n': 2}]"
