@@ -162,9 +162,20 @@ def commit_error(
             "keep failing: close the runtime, run `sqlite-cells check` on the store, and "
             "restore the space file from a backup"
         )
+    elif isinstance(exc, apsw.FullError | apsw.IOError):
+        # The file system refused a write of the space file, the database file or SQLite's
+        # temporary files: trying again helps only once there is room.
+        files = _open_files(conn)
+        error = DatabaseError(
+            f"space {space_id!r}: the commit failed writing "
+            + (" or ".join(files) if files else "the space file or the database file it writes")
+            + f" ({exc}): the file system refused a write (a full disk, a limit on the size of "
+            "files, a failing disk); nothing of it is visible: free space or check the disk, "
+            "then try again"
+        )
     elif isinstance(exc, apsw.Error):
-        # (A file the commit writes failed it — an I/O error, a full disk: DatabaseError, as
-        # when it cannot be opened.)
+        # (Another SQLite error of a file the commit writes: DatabaseError, as when it cannot
+        # be opened.)
         error = DatabaseError(
             f"space {space_id!r}: the commit failed in SQLite ({exc}); nothing of it is "
             "visible: try again, and check the disk if it keeps failing"

@@ -855,3 +855,42 @@ def test_a_database_file_the_disk_cannot_open_says_to_free_space(tmp_path: Path)
         assert "free space or check the disk, then try again" in refused, refused
     assert after == "1 1 [{'n': 1}]"
     assert next_commit == "2 [{'n': 2}]"
+
+
+_A_CELL_COMMIT_ON_A_FULL_DISK = """
+import resource, signal, sys
+import sqlite_cells as sc
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+with sc.Runtime(sys.argv[1]) as rt:
+    space = rt.space("s")
+    cell = space.cell("c", default=0)
+    with space.transact():
+        cell.set(1)
+    print(space.file.path)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, hard))  # a full disk
+    try:
+        with space.transact():
+            cell.set("x" * 100_000)
+        print("committed")
+    except sc.DatabaseError as exc:
+        print(type(exc).__name__, str(exc).replace("\\n", " "))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+    print(cell.get())
+    with space.transact():
+        cell.set(2)
+    print(cell.get())
+"""
+
+
+def test_a_commit_the_disk_refuses_says_to_free_space(tmp_path: Path) -> None:
+    """R34, Errors: a commit whose pages the file system refused (a full disk; here a limit on
+    file sizes) failed with "the commit failed in SQLite (disk I/O error); nothing of it is
+    visible: try again, and check the disk if it keeps failing": trying again cannot help until
+    there is room. It names the file, the full disk, and says to free space first."""
+    done = _script(_A_CELL_COMMIT_ON_A_FULL_DISK, str(tmp_path / "store"))
+    space_file, refused, after, next_commit = done.stdout.splitlines()
+    assert refused.startswith(f"DatabaseError space 's': the commit failed writing {space_file}")
+    assert "(disk I/O error)" in refused and "a full disk" in refused, refused
+    assert "nothing of it is visible: free space or check the disk, then try again" in refused
+    assert (after, next_commit) == ("1", "2")
