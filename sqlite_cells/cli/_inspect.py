@@ -59,6 +59,7 @@ from sqlite_cells.files import (
     handle_shaped,
     handle_value,
     hot_journal_advice,
+    io_failure,
     is_hot_journal,
     look_again,
     look_unlocked,
@@ -388,6 +389,10 @@ def _unreadable_finding(space: str, db: DatabaseInfo) -> str:
         + (
             ""  # an injected file's own words say what to do (R60)
             if db.kind == SourceKind.DISK.value
+            else ": the file system refused a read or a write — a full disk, a file size "
+            "limit, a failing device (SQLite writes a -shm beside a file it reads): free space "
+            "or check the disk, then run the command again"
+            if io_failure(db.unreadable or "")
             else ": let this user read and write the file (and its -wal and -shm), or free "
             "what stands in the way, then run the command again"
         )

@@ -124,6 +124,13 @@ def _advice(o: Outcome, *, repairing: bool = False) -> str:
             "(their commits are read from this file); the other spaces were checked all the "
             f"same: run `sqlite-cells {again}` again once the program holding it lets go"
         )
+    if o.action is Action.UNREADABLE and io_failure(o.detail or ""):
+        # (A full disk: SQLite cannot make the -shm it writes beside a file it opens.)
+        return (
+            "nothing was changed: the file system refused a read or a write — a full disk, a "
+            "file size limit, a failing device (SQLite writes a -shm beside a file it reads): "
+            "free space or check the disk, then run `sqlite-cells check` again"
+        )
     if o.action is Action.UNREADABLE:
         return (
             "nothing was changed: let this user read and write the file (and its -wal and -shm), "

@@ -14,7 +14,7 @@ import pytest
 
 import sqlite_cells as sc
 
-from ..conftest import run_unprivileged, shared_dir
+from ..conftest import run_cli, run_cli_limited, run_unprivileged, shared_dir, written_once
 
 TABLES = {"t": sc.table(id="integer primary key", v="text")}
 
@@ -172,3 +172,32 @@ def test_a_source_made_unreadable_after_registration_is_named_with_what_to_do() 
         assert done.stdout.startswith("QueryError "), done.stdout
         assert f"the source file {source} cannot be opened" in done.stdout
         assert "let this user read it" in done.stdout
+
+
+def test_a_database_file_the_disk_cannot_open_says_to_free_space(tmp_path: Path) -> None:
+    """Errors, §6: on a full disk (here a limit on file sizes) SQLite cannot make the -shm it
+    writes beside a database file it opens. `check` reported the file unreadable with advice to
+    let this user read and write it ("or free what stands in the way"). It says to free space or
+    check the disk (and `inspect` likewise); nothing is changed, and once there is room all is
+    well."""
+    store = tmp_path / "store"
+    db = written_once(store, "a", "d")
+    with sc.Runtime(store) as rt:  # holds the space file's -shm, not the database file's
+        space = rt.space("a")
+        with space.transact():
+            space.cell("c", default=0).set(1)
+        assert not Path(f"{db.path}-shm").exists()
+        before = db.path.read_bytes()
+        done = run_cli_limited("RLIMIT_FSIZE", 0, "check", "--store", str(store))
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert f"({db.path.name}): watermark unreadable" in done.stdout, done.stdout
+        assert "disk I/O error" in done.stdout
+        assert "free space or check the disk, then run `sqlite-cells check` again" in done.stdout
+        assert "let this user" not in done.stdout
+        done = run_cli_limited("RLIMIT_FSIZE", 0, "inspect", "--store", str(store))
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert "free space or check the disk, then run the command again" in done.stdout
+        assert "let this user" not in done.stdout, done.stdout
+        assert db.path.read_bytes() == before
+    done = run_cli("check", "--store", str(store))  # the limit gone: all is well
+    assert done.returncode == 0 and "in sync" in done.stdout, done.stdout
