@@ -754,6 +754,7 @@ def test_a_journal_changeset_stored_as_text_is_no_internal_error(store: Path, st
         with pytest.raises(sc.Quarantined, match="are not the ones its space logged"):
             db.read("SELECT * FROM t")
 
+
 _A_MIGRATION_ON_A_FULL_DISK = """
 import resource, signal, sys
 import sqlite_cells as sc
