@@ -27,6 +27,17 @@ def test_readme_example_runs(index: int, tmp_path: Path, monkeypatch: pytest.Mon
     exec(code, {"__name__": "readme"})
 
 
+def test_the_readme_shows_how_asyncio_code_follows_a_query() -> None:
+    # SPEC §3 offers async handlers and `await rt.settled()`; a live query's states reach
+    # asyncio code through `q.states()` and `q.first()` (the query itself is no async iterable),
+    # which a reader of the README alone could not find.
+    shown = [block for block in BLOCKS if "async for" in block]
+    assert shown, "no README example follows a query with `async for`"
+    block = shown[0]
+    for call in ("async def", ".states():", "await rt.settled()", ".first()"):
+        assert call in block, call
+
+
 ROOT = README.parent
 TYPED = ROOT / "examples" / "typed.py"
 
