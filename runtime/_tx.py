@@ -540,10 +540,12 @@ def current_transaction() -> Transaction | None:
 
 def require_transaction(what: str, space: SpaceFile) -> Transaction:
     """The current transaction, or :class:`NoTransaction` naming ``what`` was attempted — or
-    :class:`ClosedError` when ``space``'s runtime is closed, since no transaction could help."""
+    :class:`ClosedError` when ``space``'s runtime is closed, since no transaction could help:
+    also inside another runtime's open transaction, where the write was otherwise refused as
+    another Runtime object's (``CrossSpaceWrite``) or by the closed runtime's read pool."""
+    space.check_open()
     tx = current_transaction()
     if tx is None or tx.state is not TxState.OPEN:
-        space.check_open()
         if tx is not None:  # the context's transaction ended under this code
             raise NoTransaction(
                 f"{what} needs a transaction, and the one this code runs in was already "

@@ -214,6 +214,43 @@ def test_after_close_every_call_that_needs_the_store_says_closed(store: Path) ->
     assert _stored_in_a_new_runtime(store) == 1
 
 
+def test_a_write_of_a_closed_runtime_inside_another_runtimes_transaction_says_closed(
+    store: Path,
+) -> None:
+    # A notebook cell run again opens a new runtime on the store; a handler defined before
+    # still holds the closed runtime's cells and database.
+    rt = sc.Runtime(store)
+    space = rt.space("demo")
+    c = space.cell("c", default=0)
+    db = space.sqlite_database("x", tables=TABLES)
+    with space.transact():
+        c.set(1)
+        db.exec("INSERT INTO t (v) VALUES ('a')")
+    rt.close()
+    with sc.Runtime(store) as rt2:
+        fresh = rt2.space("demo").cell("c")
+        calls = {
+            "set": lambda: c.set(2),
+            "update": lambda: c.update(lambda v: v + 1),
+            "set at a path": lambda: c.key("a").set(2),
+            "db.exec": lambda: db.exec("INSERT INTO t VALUES (?, ?)", [None, "b"]),
+            "db.exec with columns": lambda: db.exec("INSERT INTO t (v) VALUES (?)", ["b"]),
+            "db.exec_many": lambda: db.exec_many("INSERT INTO t VALUES (?, ?)", [[None, "b"]]),
+            "db.drop": db.drop,
+        }
+        for what, call in calls.items():
+            for bound in (False, True):
+                with pytest.raises(sc.ClosedError) as info, rt2.space("demo").transact():
+                    if bound:
+                        fresh.update(lambda v: v + 1)
+                    call()
+                assert "is closed (its runtime was closed): open a new Runtime" in str(
+                    info.value
+                ), (what, bound)
+        assert fresh.get() == 1  # nothing of the refused blocks committed
+    assert _stored_in_a_new_runtime(store) == 1
+
+
 # -- Runtime.ephemeral() -------------------------------------------------------------------------
 
 
