@@ -237,14 +237,23 @@ def printable(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+# Characters of an exception's text that a message quotes: the error that quotes it keeps the
+# exception whole as its ``__cause__``.
+_EXCEPTION_SHOWN: Final = 1_000
+
+
 def exception_text(exc: BaseException) -> str:
-    """``TypeName: text`` of an exception raised by user code, for a message: printable, and
-    never raising (an exception whose ``__str__`` raises is shown by its type alone)."""
+    """``TypeName: text`` of an exception raised by user code, for a message: printable, cut
+    to its beginning and its length when long (a text of megabytes would bury the message and
+    every repr that shows it), and never raising (an exception whose ``__str__`` raises is
+    shown by its type alone)."""
     name = type(exc).__name__
     try:
         text = str(exc)
     except Exception:  # user code's __str__ may raise anything
         return f"{name} (its text could not be read: its __str__ raised)"
+    if len(text) > _EXCEPTION_SHOWN:
+        text = f"{text[:_EXCEPTION_SHOWN]}… ({len(text):,} characters)"
     return printable(f"{name}: {text}" if text else name)
 
 

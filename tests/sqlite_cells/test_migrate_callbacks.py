@@ -88,6 +88,21 @@ def test_a_lone_surrogate_in_the_text_is_escaped(space: Space) -> None:
     assert "raised ValueError: bad \\ud800 text; nothing was written" in str(info.value)
 
 
+def test_a_huge_text_is_quoted_by_its_beginning_and_length(space: Space) -> None:
+    _seeded(space)
+
+    def migrate(conn: MigrationConnection, from_version: int) -> None:
+        raise ValueError("bad " + "x" * 1_000_000)
+
+    with pytest.raises(sc.MigrationError) as info:
+        _write_v2(space, migrate)
+    message = str(info.value)
+    assert "raised ValueError: bad xxx" in message
+    assert "… (1,000,004 characters); nothing was written" in message
+    assert len(message) < 2_000
+    assert len(str(info.value.__cause__)) == 1_000_004
+
+
 def test_keyboard_interrupt_in_migrate_passes_through(space: Space) -> None:
     _seeded(space)
 

@@ -91,6 +91,33 @@ def test_a_live_query_whose_row_type_raises_has_an_error_and_recovers(
     assert q.get().error is None and q.get().result == [row(1)]
 
 
+@dataclasses.dataclass
+class Verbose:
+    v: int
+
+    def __post_init__(self) -> None:
+        raise ValueError("no row " + "x" * 1_000_000)
+
+
+def test_a_row_type_raising_a_huge_text_is_quoted_by_its_beginning_and_length(
+    rt: sc.Runtime, db: sc.SqliteDb
+) -> None:
+    with pytest.raises(sc.QueryError) as caught:
+        db.read("SELECT v FROM t", row=Verbose)
+    message = str(caught.value)
+    assert "building a Verbose row raised ValueError: no row xxx" in message
+    assert "… (1,000,007 characters)" in message
+    assert "select only the rows it accepts" in message
+    assert len(message) < 2_000
+    assert "x" * 1_000_000 in str(caught.value.__cause__)  # the whole text stays there
+    q = db.query("SELECT v FROM t", row=Verbose)
+    rt.settle()
+    state = q.get()
+    assert isinstance(state.error, sc.QueryError) and state.result is None
+    assert "… (1,000,007 characters)" in str(state.error)
+    assert len(repr(state)) < 2_000 and len(repr(state.error)) < 2_000
+
+
 def test_a_row_type_raising_never_stops_the_other_live_queries(
     rt: sc.Runtime, space: Space, db: sc.SqliteDb
 ) -> None:
