@@ -353,7 +353,8 @@ class Piece(Reference):
     def __repr__(self) -> str:
         """Short, as a cell's is (a notebook shows it): the outputs cut, the inputs by name."""
         return (
-            f"Piece(id={self.id!r}, space={getattr(self.space, 'id', None)!r}, "
-            f"pattern={getattr(self.pattern, 'name', None)!r}, inputs={list(self.inputs)!r}, "
+            f"Piece(id={self.id!r}, space={brief_repr(getattr(self.space, 'id', None))}, "
+            f"pattern={getattr(self.pattern, 'name', None)!r}, "
+            f"inputs={brief_repr(list(self.inputs))}, "
             f"outputs={brief_repr(self.outputs)})"
         )

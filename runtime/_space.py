@@ -263,7 +263,7 @@ class Space(Reference):
         )
 
     def __repr__(self) -> str:
-        return f"<Space {self.id!r}>"
+        return f"<Space {brief_repr(self.id)}>"
 
 
 def _hints(pattern: Pattern) -> dict[str, Any]:

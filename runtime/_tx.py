@@ -30,6 +30,7 @@ from sqlite_cells.codec import (
     SqliteCellsError,
     TransactionError,
     ValueEncodeError,
+    brief_repr,
 )
 from sqlite_cells.runtime._boundary import InvalidArgument, Reference
 from sqlite_cells.runtime._leaving import Leaving
@@ -171,7 +172,9 @@ class Transaction(Reference):
         self.thread = threading.get_ident()  # the thread it belongs to (see the module's doc)
 
     def __repr__(self) -> str:
-        where = f"space {self.space.space_id!r}" if self.space is not None else "no space yet"
+        where = (
+            f"space {brief_repr(self.space.space_id)}" if self.space is not None else "no space yet"
+        )
         done = f", seq {self.seq}" if self.seq is not None else ""
         return (
             f"<Transaction of {where}: {self.state.value}{done}, {len(self._reads)} read(s), "

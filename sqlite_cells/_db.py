@@ -600,7 +600,7 @@ class SqliteDb(Cell):
             return 0
 
     def __repr__(self) -> str:
-        return f"<SqliteDb {self.id} in {self._space.id!r}>"
+        return f"<SqliteDb {self.id} in {brief_repr(self._space.id)}>"
 
     def _repr_html_(self) -> str:
         """The database in a notebook: which one, its rev and its tables — as its text repr

@@ -119,6 +119,41 @@ def test_reprs_of_a_long_query_and_a_piece_with_large_outputs_are_short(tmp_path
         assert len(repr(piece)) < 500 and "Piece(" in repr(piece)
 
 
+@sc.pattern
+def one(me: sc.Cell) -> None:
+    pass
+
+
+def test_reprs_of_a_space_with_a_long_id_and_what_it_holds_are_short(tmp_path: Path) -> None:
+    with sc.Runtime(tmp_path) as rt:
+        space = rt.space("s" * 100_000)
+        db = space.sqlite_database("d", tables=TABLES)
+        piece = space.run(one, key="k", me=space.cell("c"))
+        with space.transact() as tx:
+            space.cell("c").set(1)
+            shown = {"tx": repr(tx)}
+        shown.update(space=repr(space), db=repr(db), piece=repr(piece), cell=repr(space.cell("c")))
+        for what, text in shown.items():
+            assert len(text) < 500, what
+            assert "'sssss" in text and "… (100,002 characters)" in text, what
+        assert repr(space).startswith("<Space 'sss") and repr(db).startswith("<SqliteDb of:")
+        assert repr(rt.space("s")) == "<Space 's'>"
+
+
+def test_the_repr_of_a_piece_of_many_inputs_is_short(tmp_path: Path) -> None:
+    names = [f"in{i}" for i in range(3_000)]
+    namespace: dict[str, Any] = {}
+    exec(f"def wide({', '.join(names)}): pass", namespace)
+    namespace["wide"].__module__ = __name__
+    wide = sc.pattern(namespace["wide"])
+    with sc.Runtime(tmp_path) as rt:
+        space = rt.space("s")
+        piece = space.run(wide, key="k", **{name: space.cell(name) for name in names})
+        assert len(repr(piece)) < 500
+        assert "space='s'" in repr(piece) and "inputs=['in0', 'in1'," in repr(piece)
+        assert "characters)" in repr(piece)
+
+
 def test_a_query_state_a_caller_built_shows_and_hashes_without_error(tmp_path: Path) -> None:
     """QueryState is public: one built with a result that is no list showed as a raw TypeError
     (text and HTML); a state of rows could not be hashed, though one of none could."""
