@@ -27,6 +27,7 @@ from sqlite_cells.runtime._cell import NO_VALUE as NO_VALUE
 from sqlite_cells.runtime._cell import Cell as Cell
 from sqlite_cells.runtime._cell import Reactive as Reactive
 from sqlite_cells.runtime._cell import refuse_get as refuse_get
+from sqlite_cells.runtime._cell import refuse_set as refuse_set
 from sqlite_cells.runtime._commit import TOO_BIG_ADVICE as TOO_BIG_ADVICE
 from sqlite_cells.runtime._commit import RecordTooBig as RecordTooBig
 from sqlite_cells.runtime._derived import Derived as Derived
@@ -212,6 +213,7 @@ __all__ = [
     "record_write",
     "refusal_of",
     "refuse_get",
+    "refuse_set",
     "remove_unused",
     "require_transaction",
     "set_aside",

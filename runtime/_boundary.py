@@ -115,6 +115,14 @@ class Refusal:
             raise AssertionError(f"{self.name}{self.bare} takes these arguments")
         raise error
 
+    def shown(self, method: _T) -> _T:
+        """``method``, which takes stray arguments to refuse them (``*extra``, ``**named`` and a
+        private default for a required argument), shown by ``help()`` and
+        ``inspect.signature`` with its public signature instead, the one it refuses others
+        by."""
+        method.__signature__ = self.signature  # type: ignore[attr-defined]  # (a function's)
+        return method
+
 
 def refusal_of(shape: Callable[..., Any]) -> Refusal:
     """The :class:`Refusal` of a method whose public signature is ``shape``'s. For the few hot

@@ -63,6 +63,7 @@ __all__ = [
     "CellSource",
     "Reactive",
     "refuse_get",
+    "refuse_set",
     "value_at",
     "with_value_at",
 ]
@@ -78,7 +79,16 @@ class _NoDefault(enum.Enum):
 
 
 NO_DEFAULT: Any = _NoDefault.NO_DEFAULT  # "no default declared here": keep the id's default
-NO_VALUE: Any = object()  # set() called without a value
+
+
+class _NoValue(enum.Enum):
+    NO_VALUE = "NO_VALUE"
+
+    def __repr__(self) -> str:  # (help() shows it as link()'s default)
+        return "<not given>"
+
+
+NO_VALUE: Any = _NoValue.NO_VALUE  # set() called without a value
 
 
 def _get(self: Cell) -> Any:
@@ -241,6 +251,7 @@ class Cell(Reference):
                 self._id, path, "value", data, f"cell {self._id} in space file {path}: {exc}"
             ) from exc
 
+    @refuse_get.shown
     def get(self, *extra: Never, **named: Never) -> Any:
         """The committed value (R50: never an uncommitted one); inside a transaction, what the
         transaction sees, its own writes included. Its default (R4) until first written; links
@@ -258,6 +269,7 @@ class Cell(Reference):
     def set(self, value: Any, /) -> None: ...
     @overload
     def set(self, *, value: Any) -> None: ...
+    @refuse_set.shown
     def set(self, value: Any = NO_VALUE, *extra: Never, **named: Never) -> None:
         """Write ``value`` at this cell's path (inside a transaction; ``NoTransaction`` otherwise).
         A write at a path reads the rest of the value, so concurrent writers conflict. A value

@@ -71,6 +71,7 @@ from sqlite_cells.runtime import (
     record_write,
     refusal_of,
     refuse_get,
+    refuse_set,
     require_transaction,
     taken_by_earlier_try,
 )
@@ -196,6 +197,7 @@ class SqliteDb(Cell):
         """How many committed transactions wrote this database (0 before the first write)."""
         return int(self.get()["rev"])
 
+    @refuse_get.shown
     def get(self, *extra: Never, **named: Never) -> Any:
         """The handle value ``{"id", "tables", "rev"}`` (R2); ``Quarantined`` if the stored value
         is not one (written by an older or foreign program; R5)."""
@@ -213,6 +215,7 @@ class SqliteDb(Cell):
         except EncodingError as exc:
             raise unreadable_handle(self.id, data, exc) from exc
 
+    @refuse_set.shown
     def set(self, value: Any = NO_VALUE, *extra: Never, **named: Never) -> None:
         """Refused: a database handle is not a writable cell (R5, ``HandleNotWritable``, a
         ``TypeError``); its rows change through ``db.exec``/``exec_many``."""
@@ -257,6 +260,7 @@ class SqliteDb(Cell):
     def exec(self, sql: str, /, params: Any = None) -> None: ...
     @overload
     def exec(self, *, sql: str, params: Any = None) -> None: ...
+    @_refuse_exec.shown
     def exec(self, sql: str = NO_VALUE, params: Any = None, *extra: Never, **named: Never) -> None:
         """Record one write statement on the current transaction; it runs when the transaction
         commits, in the same SQLite transaction as the cell writes (R31–R34)."""
@@ -785,6 +789,7 @@ class LinkedDb(SqliteDb):
             linked = onward
         return passed, linked
 
+    @refuse_get.shown
     def get(self, *extra: Never, **named: Never) -> Any:
         """The input cell's value (a link to the database, or None while nothing is linked)."""
         return Cell.get(self, *extra, **named)
@@ -825,6 +830,7 @@ class LinkedDb(SqliteDb):
     def exec(self, sql: str, /, params: Any = None) -> None: ...
     @overload
     def exec(self, *, sql: str, params: Any = None) -> None: ...
+    @_refuse_exec.shown
     def exec(self, sql: str = NO_VALUE, params: Any = None, *extra: Never, **named: Never) -> None:
         # The input cell is read to find the database: a call refused records nothing (R32).
         with keep_reads_if_accepted(current_transaction()):

@@ -5,7 +5,9 @@ tab completion invite: no raw Python error, no object that half-works, no repr o
 from __future__ import annotations
 
 import copy
+import inspect
 import pickle
+import pydoc
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +154,28 @@ def test_the_repr_of_a_piece_of_many_inputs_is_short(tmp_path: Path) -> None:
         assert len(repr(piece)) < 500
         assert "space='s'" in repr(piece) and "inputs=['in0', 'in1'," in repr(piece)
         assert "characters)" in repr(piece)
+
+
+def test_help_shows_the_hot_methods_by_their_public_signatures(tmp_path: Path) -> None:
+    with sc.Runtime(tmp_path) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("d", tables=TABLES)
+        cell = space.cell("c")
+        shown = {
+            "cell.get": (cell.get, "()"),
+            "cell.set": (cell.set, "(value: 'Any')"),
+            "db.get": (db.get, "()"),
+            "db.set": (db.set, "(value: 'Any')"),
+            "db.exec": (db.exec, "(sql: 'str', params: 'Any' = None)"),
+        }
+        for what, (method, parameters) in shown.items():
+            assert str(inspect.signature(method)).startswith(parameters), what
+            text = pydoc.render_doc(method, renderer=pydoc.plaintext)
+            assert "object at 0x" not in text and "Never" not in text, what
+        link = pydoc.render_doc(cell.link, renderer=pydoc.plaintext)
+        assert "target: 'Any' = <not given>" in link and "object at 0x" not in link
+        with pytest.raises(sc.SqliteCellsError, match=r"Cell.set\(value\)"), space.transact():
+            cell.set()  # type: ignore[call-overload]  # (the refusal, unchanged)
 
 
 def test_a_query_state_a_caller_built_shows_and_hashes_without_error(tmp_path: Path) -> None:
