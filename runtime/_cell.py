@@ -554,7 +554,7 @@ class Cell(Reference):
         path = self._shown_path()
         return (
             f"<div><b>Cell</b> <code>{html.escape(self._id + path)}</code> in "
-            f"<code>{html.escape(self._space.id)}</code>"
+            f"<code>{html.escape(brief_repr(self._space.id))}</code>"
             f"<pre>{html.escape(self._shown_value())}</pre></div>"
         )
 

@@ -139,6 +139,9 @@ def test_reprs_of_a_space_with_a_long_id_and_what_it_holds_are_short(tmp_path: P
             assert len(text) < 500, what
             assert "'sssss" in text and "… (100,002 characters)" in text, what
         assert repr(space).startswith("<Space 'sss") and repr(db).startswith("<SqliteDb of:")
+        cell_html = space.cell("c")._repr_html_()
+        assert len(cell_html) < 500 and "… (100,002 characters)" in cell_html
+        assert len(db._repr_html_()) < 500
         assert repr(rt.space("s")) == "<Space 's'>"
 
 
