@@ -206,6 +206,7 @@ def _sync_handler(body: Callable[..., Any], tries: int) -> Callable[..., int | N
             _call.reset(token)
         raise AssertionError("unreachable")
 
+    _named_as_body(run, body)
     return checked_arguments(run, shape=body)
 
 
@@ -307,7 +308,24 @@ def _gave_up(conflict: ConflictError, body: Callable[..., Any], tries: int) -> C
 
 
 def _named(body: Callable[..., Any]) -> str:
-    return getattr(body, "__qualname__", None) or repr(body)
+    """How messages name a handler's body: its qualified name; for a ``functools.partial``,
+    its function's; for a callable object, its class's ``__call__``."""
+    name = getattr(body, "__qualname__", None)
+    if isinstance(name, str) and name:
+        return name
+    if isinstance(body, functools.partial):
+        return _named(body.func)
+    return f"{type(body).__qualname__}.__call__"
+
+
+def _named_as_body(run: Callable[..., Any], body: Callable[..., Any]) -> None:
+    """Name ``run`` as its body: ``functools.wraps`` leaves the wrapper's own name (``run``)
+    where the body has none (a partial, a callable object), and a refused call would say
+    ``run() does not take these arguments``."""
+    if not isinstance(getattr(body, "__qualname__", None), str):
+        name = _named(body)
+        run.__qualname__ = name
+        run.__name__ = name.rpartition(".")[2]
 
 
 def _async_handler(
@@ -369,6 +387,7 @@ def _async_handler(
                 turn.turns.give_back()
         raise AssertionError("unreachable")
 
+    _named_as_body(run, body)
     return checked_arguments(run, shape=body)
 
 

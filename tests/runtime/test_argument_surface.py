@@ -229,6 +229,39 @@ def test_an_async_handler_called_with_wrong_arguments_commits_nothing(env: Env) 
     env.assert_nothing_left()
 
 
+def _add(n: int, *, counter: sc.Cell) -> None:
+    counter.set(counter.get() + n)
+
+
+class _Adder:
+    def __call__(self, n: int, *, counter: sc.Cell) -> None:
+        counter.set(counter.get() + n)
+
+
+async def _post(text: str, *, log: sc.Cell) -> None:
+    log.set(text)
+
+
+def test_a_handler_of_a_partial_or_a_callable_object_is_named_by_it_when_refused(
+    env: Env,
+) -> None:
+    add_two = sc.handler(functools.partial(_add, 2))
+    error = _refused(lambda: add_two(1, counter=env.cell))
+    assert str(error).startswith("_add() does not take these arguments (too many positional")
+    assert "call it as _add(*, counter)" in str(error)
+    adder = sc.handler(_Adder())
+    error = _refused(lambda: adder(counter=env.cell))
+    assert str(error).startswith("_Adder.__call__() does not take these arguments (missing")
+    assert "call it as _Adder.__call__(n, *, counter)" in str(error)
+    post_hi = sc.handler(functools.partial(_post, "hi"))
+    error = _refused(lambda: asyncio.run(post_hi("again", log=env.cell)))
+    assert str(error).startswith("_post() does not take these arguments")
+    assert "run()" not in str(error)
+    env.assert_nothing_left()
+    assert add_two(counter=env.cell) == env.seq + 1
+    env.seq += 1
+
+
 def test_settled_with_an_argument_is_our_error(env: Env) -> None:
     error = _refused(lambda: asyncio.run(env.rt.settled(5)))  # type: ignore[call-arg]
     assert "Runtime.settled() does not take these arguments" in str(error)
