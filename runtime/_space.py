@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Space"]
 
+# What an input cell holds when it holds nothing: never written, or null (R61, §6).
+_HOLDS_NOTHING = (None, b"null")
+
 
 def own_transaction(space: Space) -> AbstractContextManager[Transaction]:
     """A transaction on ``space`` of its own, even inside another transaction, which it neither
@@ -120,7 +123,7 @@ class Space(Reference):
         input cell of a plain value); a ``Link`` given stands for the cell it names. A
         parameter given nothing gets what :meth:`unbound_input` makes of its input cell (which
         may be linked later and keeps its value across restarts) — its Python default only
-        while that cell holds nothing. An input the pattern has no
+        while that cell holds nothing (never written, or null). An input the pattern has no
         parameter for, or one its annotation refuses (:meth:`check_input`), is an
         :class:`InvalidArgument` before anything is recorded."""
         if not isinstance(pattern, Pattern):
@@ -181,8 +184,10 @@ class Space(Reference):
                 continue
             # A Python default stands in for an input nobody gave, so long as its input cell
             # holds nothing: one linked or set before this run (``sqlite-cells link``, a link
-            # made in a previous run) is what the piece was given, and the body gets it.
-            held = seen(cells[name].id) is not None
+            # made in a previous run) is what the piece was given, and the body gets it. A
+            # null holds nothing either: an input cleared by ``set(None)``, or given ``None``
+            # at an earlier run, is back to its default.
+            held = seen(cells[name].id) not in _HOLDS_NOTHING
             if held or parameter.default is inspect.Parameter.empty:
                 args[name] = self.unbound_input(cells[name], hints.get(name))
         with building(piece_id):

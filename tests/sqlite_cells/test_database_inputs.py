@@ -280,6 +280,55 @@ def test_a_python_default_gives_way_to_a_value_set_on_the_input(space: Space) ->
     assert space.run(limited, key="k", limit=9).outputs == 9
 
 
+@sc.pattern
+def defaulted(inp: sc.SqliteDb | None = None, limit: int = 5) -> Any:
+    return {"inp": inp, "limit": limit}
+
+
+@sc.pattern
+def undefaulted(limit: int) -> Any:
+    return limit
+
+
+def test_an_input_cleared_with_set_none_gives_way_to_the_python_default(
+    rt: sc.Runtime, space: Space
+) -> None:
+    """R61, §6: an input cell holding null holds nothing, as one never written does: a run
+    given nothing gets the parameter's Python default (``None``, not a pending database; 5,
+    not a cell holding null). It was taken for a value held."""
+    piece = space.run(defaulted, key="k")
+    db = space.sqlite_database("chat", tables=MESSAGES)
+    _write_one(space, db)
+    piece.inputs["inp"].link(db)
+    with space.transact():
+        piece.inputs["limit"].set(7)
+    outputs = space.run(defaulted, key="k").outputs
+    assert isinstance(outputs["inp"], sc.SqliteDb)
+    query = outputs["inp"].query("SELECT count(*) AS n FROM messages")
+    rt.settle()
+    assert query.get().result == [{"n": 1}]
+    assert isinstance(outputs["limit"], sc.Cell) and outputs["limit"].get() == 7
+    with space.transact():
+        piece.inputs["inp"].set(None)
+        piece.inputs["limit"].set(None)
+    assert space.run(defaulted, key="k").outputs == {"inp": None, "limit": 5}
+
+
+def test_an_input_given_none_is_none_for_that_run_and_the_default_after(space: Space) -> None:
+    """R61, §6: ``None`` given to ``space.run`` is what that run's body gets (the input cell,
+    holding null); the next run given nothing gets the Python default again, as for a cleared
+    input. A parameter without a default still gets its input cell holding null."""
+    assert space.run(defaulted, key="k").outputs == {"inp": None, "limit": 5}
+    given = space.run(defaulted, key="k", limit=None).outputs["limit"]
+    assert isinstance(given, sc.Cell) and given.get() is None
+    assert space.run(defaulted, key="k").outputs == {"inp": None, "limit": 5}
+    piece = space.run(undefaulted, key="k", limit=None)
+    assert piece.outputs is piece.inputs["limit"]
+    again = space.run(undefaulted, key="k").outputs
+    assert isinstance(again, sc.Cell) and again.id == piece.inputs["limit"].id
+    assert again.get() is None
+
+
 def _settled(
     rt: sc.Runtime, query: sc.Query[Any], done: Callable[[sc.QueryState[Any]], bool]
 ) -> sc.QueryState[Any]:
