@@ -154,22 +154,19 @@ def commit_error(
         )
     elif isinstance(exc, (apsw.CorruptError, apsw.NotADBError)):
         # (A database file's damage met by its op is the op's ExecError: this is the space's.)
-        files = _open_files(conn)
         error = DatabaseError(
-            f"space {space_id!r}: the commit found "
-            + (" or ".join(files) if files else "the space file")
-            + f" damaged ({exc}); nothing of it is visible, and commits to this space will "
+            f"space {space_id!r}: the commit found {_files_said(conn, 'the space file')} "
+            f"damaged ({exc}); nothing of it is visible, and commits to this space will "
             "keep failing: close the runtime, run `sqlite-cells check` on the store, and "
             "restore the space file from a backup"
         )
     elif isinstance(exc, apsw.FullError | apsw.IOError):
         # The file system refused a write of the space file, the database file or SQLite's
         # temporary files: trying again helps only once there is room.
-        files = _open_files(conn)
         error = DatabaseError(
             f"space {space_id!r}: the commit failed writing "
-            + (" or ".join(files) if files else "the space file or the database file it writes")
-            + f" ({exc}): the file system refused a write (a full disk, a limit on the size of "
+            f"{_files_said(conn, 'the space file or the database file it writes')} ({exc}): "
+            "the file system refused a write (a full disk, a limit on the size of "
             "files, a failing disk); nothing of it is visible: free space or check the disk, "
             "then try again"
         )
@@ -341,6 +338,12 @@ def _append(cursor: apsw.Cursor, record: CommitRecord) -> None:
 
 
 _INDEX_OP = "INSERT OR IGNORE INTO _cf_op_index (target, seq) VALUES (?, ?)"
+
+
+def _files_said(conn: apsw.Connection | None, otherwise: str) -> str:
+    """The files open on ``conn``, for a message ("a or b"), or ``otherwise`` when not known."""
+    files = _open_files(conn)
+    return " or ".join(files) if files else otherwise
 
 
 def _open_files(conn: apsw.Connection | None, *, read_only: bool = False) -> list[str]:

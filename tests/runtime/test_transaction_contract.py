@@ -200,16 +200,8 @@ def test_settle_in_a_try_holding_the_lock_lets_a_subscriber_s_commit_through(
         nonlocal runs
         runs += 1
         seen = other.get()
-        if runs <= 3:  # another thread commits what this try read: it conflicts
-
-            def bump() -> None:
-                sc.handler(lambda: other.set(other.get() + 1))()
-                if runs == 3:
-                    sc.handler(lambda: a.set(1))()  # the subscriber commits next
-
-            thread = threading.Thread(target=bump)
-            thread.start()
-            thread.join()
+        if runs <= 3:
+            _conflict_this_try(runs, other, a)
         else:  # this try holds the lock
             began = time.monotonic()
             assert rt.settle(20)
@@ -222,6 +214,20 @@ def test_settle_in_a_try_holding_the_lock_lets_a_subscriber_s_commit_through(
     assert (a.get(), mirror.get()) == (1, 1)
     assert runs == 5 and len(settles) == 1 and settles[0] < 5
     assert time.monotonic() - started < 15 and len(told) == 1
+
+
+def _conflict_this_try(runs: int, other: sc.Cell, a: sc.Cell) -> None:
+    """Another thread commits ``other``, which this try read, so that it conflicts; in the third
+    try it commits ``a`` too, which a subscriber copies next (the fourth try holds the lock)."""
+
+    def bump() -> None:
+        sc.handler(lambda: other.set(other.get() + 1))()
+        if runs == 3:
+            sc.handler(lambda: a.set(1))()
+
+    thread = threading.Thread(target=bump)
+    thread.start()
+    thread.join()
 
 
 def test_a_first_value_read_in_a_try_holding_the_lock_lets_a_subscriber_s_commit_through(
@@ -254,16 +260,8 @@ def test_a_first_value_read_in_a_try_holding_the_lock_lets_a_subscriber_s_commit
         nonlocal runs
         runs += 1
         seen = other.get()
-        if runs <= 3:  # another thread commits what this try read: it conflicts
-
-            def bump() -> None:
-                sc.handler(lambda: other.set(other.get() + 1))()
-                if runs == 3:
-                    sc.handler(lambda: a.set(1))()  # the subscriber commits next
-
-            thread = threading.Thread(target=bump)
-            thread.start()
-            thread.join()
+        if runs <= 3:
+            _conflict_this_try(runs, other, a)
         else:  # this try holds the lock
             firsts.append(sc.derive(base, lambda v: v + 1).get())
         other.set(seen + 1)
