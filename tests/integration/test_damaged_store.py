@@ -670,11 +670,18 @@ def test_every_commit_on_a_full_disk_says_so(tmp_path: Path) -> None:
     assert lines[3] == "2 [{'id': 2}]"
 
 
-_A_WRITE_PAST_A_FILE_SIZE_LIMIT = """
+# The start of each script run under a limit on the size of files (RLIMIT_FSIZE, a full disk
+# as SQLite meets it): a write past the limit fails with EFBIG instead of killing the process.
+_LIMITS = """
 import resource, signal, sys
 import sqlite_cells as sc
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
 hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+"""
+
+_A_WRITE_PAST_A_FILE_SIZE_LIMIT = (
+    _LIMITS
+    + """
 with sc.Runtime(sys.argv[1]) as rt:
     space = rt.space("s")
     cell = space.cell("c", default=0)
@@ -698,6 +705,7 @@ with sc.Runtime(sys.argv[1]) as rt:
         db.exec("INSERT INTO t (b) VALUES (randomblob(10))")
     print(cell.get(), db.rev, db.read("SELECT count(*) AS n FROM t"))
 """
+)
 
 
 def test_a_write_statement_the_file_system_refuses_says_where_and_what_to_do(
@@ -755,11 +763,9 @@ def test_a_journal_changeset_stored_as_text_is_no_internal_error(store: Path, st
             db.read("SELECT * FROM t")
 
 
-_A_MIGRATION_ON_A_FULL_DISK = """
-import resource, signal, sys
-import sqlite_cells as sc
-signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
-hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+_A_MIGRATION_ON_A_FULL_DISK = (
+    _LIMITS
+    + """
 def widen(conn, from_version):
     conn.execute("ALTER TABLE t ADD COLUMN w text")
     conn.execute("UPDATE t SET w = body")
@@ -788,6 +794,7 @@ with sc.Runtime(sys.argv[1]) as rt:
         db.exec("UPDATE t SET w = 'x' WHERE id = 1")
     print(db.rev, db.read("SELECT count(w) AS n, sum(w = 'x') AS x FROM t"))
 """
+)
 
 
 def test_a_migration_the_disk_refuses_says_what_to_do_and_writes_nothing(tmp_path: Path) -> None:
@@ -805,11 +812,9 @@ def test_a_migration_the_disk_refuses_says_what_to_do_and_writes_nothing(tmp_pat
     assert next_commit == "2 [{'n': 100, 'x': 1}]"
 
 
-_A_DATABASE_FILE_OPENED_ON_A_FULL_DISK = """
-import resource, signal, sys
-import sqlite_cells as sc
-signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
-hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+_A_DATABASE_FILE_OPENED_ON_A_FULL_DISK = (
+    _LIMITS
+    + """
 tables = {"t": sc.table(id="integer primary key", body="text")}
 with sc.Runtime(sys.argv[1]) as rt:
     space = rt.space("s")
@@ -840,6 +845,7 @@ with sc.Runtime(sys.argv[1]) as rt:  # the database file has no -shm now
         db.exec("INSERT INTO t (body) VALUES ('b')")
     print(db.rev, db.read("SELECT count(*) AS n FROM t"))
 """
+)
 
 
 def test_a_database_file_the_disk_cannot_open_says_to_free_space(tmp_path: Path) -> None:
@@ -858,11 +864,9 @@ def test_a_database_file_the_disk_cannot_open_says_to_free_space(tmp_path: Path)
     assert next_commit == "2 [{'n': 2}]"
 
 
-_A_CELL_COMMIT_ON_A_FULL_DISK = """
-import resource, signal, sys
-import sqlite_cells as sc
-signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
-hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+_A_CELL_COMMIT_ON_A_FULL_DISK = (
+    _LIMITS
+    + """
 with sc.Runtime(sys.argv[1]) as rt:
     space = rt.space("s")
     cell = space.cell("c", default=0)
@@ -882,6 +886,7 @@ with sc.Runtime(sys.argv[1]) as rt:
         cell.set(2)
     print(cell.get())
 """
+)
 
 
 def test_a_commit_the_disk_refuses_says_to_free_space(tmp_path: Path) -> None:
