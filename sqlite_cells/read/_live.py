@@ -266,7 +266,7 @@ class LiveQueries:
         self._watched[node] = db_id
         if read_set is None:
             self._unknown.setdefault(db_id, set()).add(node)
-        else:
+        elif read_set:  # (one that reads no table, `SELECT ?`, has no entry: no write re-runs it)
             tables = self._by_table.setdefault(db_id, {})
             for table in read_set:
                 tables.setdefault(table, set()).add(node)
@@ -316,7 +316,7 @@ class LiveQueries:
             unknown.discard(node)
             if not unknown:
                 del self._unknown[db_id]
-        else:
+        elif read_set:  # (none for a read set of no table, see watch)
             tables = self._by_table[db_id]
             for table in read_set:
                 tables[table].discard(node)

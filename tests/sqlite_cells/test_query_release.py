@@ -6,7 +6,11 @@ their function may act on each value."""
 from __future__ import annotations
 
 import gc
+import logging
+import weakref
 from typing import Any
+
+import pytest
 
 import sqlite_cells as sc
 from sqlite_cells.runtime import Space
@@ -214,3 +218,56 @@ def test_the_read_times_kept_after_a_query_hold_no_long_parameter_text(rt: sc.Ru
     costs = rt.live_queries._costs
     assert len(costs) == 62
     assert sum(len(text) for key in costs for text in key) < 62 * 1_000
+
+
+def test_queries_reading_no_table_are_let_go_without_an_error(
+    rt: sc.Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A statement that reads no table (`SELECT ?`) watches its database with an empty read
+    set: the first such query let go removed the database's (empty) table entry, and letting go
+    of the next raised KeyError in the hub, logged, leaving that query live for good."""
+    space = rt.space("demo")
+    db = space.sqlite_database("chat", tables=MESSAGES)
+    before = _live_query_nodes()
+    queries = [db.query("SELECT ? AS x", [n]) for n in range(3)]
+    rt.settle()
+    assert [q.get().result for q in queries] == [[{"x": 0}], [{"x": 1}], [{"x": 2}]]
+    del queries
+    with caplog.at_level(logging.ERROR):
+        _forget(rt)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert _live_query_nodes() == before
+    hub = rt.live_queries
+    assert (hub._reads, hub._by_table, hub._watched, hub._queries) == ({}, {}, {}, {})
+
+
+def test_a_query_a_derived_cell_made_is_let_go_when_it_runs_again(
+    rt: sc.Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its value is the query of its last run: the ones of earlier runs go (the derived cell
+    itself is never released, and holds its last value)."""
+    space = rt.space("demo")
+    db = space.sqlite_database("chat", tables=MESSAGES)
+    p = space.cell("p", default=0)
+    made: list[weakref.ref[sc.Query[Any]]] = []
+
+    def query_of(v: int) -> sc.Query[Any]:
+        q = db.query("SELECT ? AS x", [v])
+        made.append(weakref.ref(q))
+        return q
+
+    before = _live_query_nodes()
+    with caplog.at_level(logging.ERROR):
+        for _ in range(5):
+            sc.derive(p, query_of)
+        rt.settle()
+        for v in range(1, 4):
+            _commit(space, p, v)
+            rt.settle()
+        _forget(rt)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert len(made) == 20
+    alive = [ref() for ref in made if ref() is not None]
+    assert len(alive) == 5
+    assert [q.get().result for q in alive] == [[{"x": 3}]] * 5
+    assert _live_query_nodes() == before + 5
