@@ -452,8 +452,17 @@ class Query(Reactive, Generic[T]):
 
     @checked_arguments
     def get(self) -> QueryState[T]:
-        """The current state; waits for the query's first scheduling (not for its rows)."""
-        state: QueryState[T] = self._graph_node.current()
+        """The current state; waits for the query's first scheduling (not for its rows). Once
+        the runtime is closed, the last state it had; ``ClosedError`` if it never had one but
+        pending (the runtime closed before the query ran): no result comes any more."""
+        node = self._graph_node
+        state: QueryState[T] = node.current()
+        never_ran = state.pending and state.result is None and state.error is None
+        if never_ran and node.scheduler.closed:
+            raise ClosedError(
+                "Query.get(): the runtime closed before the query ran, so it has no "
+                "result and none comes; open a new Runtime to read it"
+            )
         return state
 
     @checked_arguments
@@ -503,7 +512,9 @@ class Query(Reactive, Generic[T]):
         return display_query(self)
 
     def _repr_html_(self) -> str:
-        return self.get()._repr_html_()
+        # (Not get(): a query its closed runtime never ran shows as pending, never raises.)
+        state: QueryState[Any] = self._graph_node.current()
+        return state._repr_html_()
 
     def __repr__(self) -> str:
         node = self._graph_node

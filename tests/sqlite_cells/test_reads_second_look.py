@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
@@ -696,6 +697,52 @@ def test_reads_after_close_are_closed_errors(store: Path, outside: Path) -> None
     assert q.get().result == []
 
 
+def test_get_of_a_query_its_closed_runtime_never_ran_is_a_closed_error(store: Path) -> None:
+    rt = sc.Runtime(store)
+    space = rt.space("demo")
+    db = space.sqlite_database("chat", tables=MESSAGES)
+    gate = space.cell("gate", default=None)
+    param = sc.derive(gate, lambda v: sc.PENDING if v is None else v)
+    ran = db.query("SELECT count(*) AS n FROM messages WHERE ts < ?", params=[param])
+    # Its parameter is never ready: it never runs.
+    never = db.query(
+        "SELECT 1 FROM messages WHERE ts > ?", params=[sc.derive(gate, lambda v: sc.PENDING)]
+    )
+    with space.transact():
+        gate.set(5)
+    rt.settle()
+    assert not ran.get().pending and ran.get().result == [{"n": 0}]
+    # Pending again for new parameters, `ran` keeps its rows (R42).
+    with space.transact():
+        gate.set(None)
+    rt.settle()
+    last = ran.get()
+    assert last.pending and last.result == [{"n": 0}] and last.error is None
+    assert never.get() == sc.QueryState(True, None, None, 0)
+    rt.close()
+    assert ran.get() == last
+    with pytest.raises(sc.ClosedError) as info:
+        never.get()
+    assert str(info.value) == (
+        "Query.get(): the runtime closed before the query ran, so it has no result and none "
+        "comes; open a new Runtime to read it"
+    )
+    # Nothing else waits for it either: observe() completes, first() and states() raise.
+    events: list[Any] = []
+    never.observe().subscribe(events.append, events.append, lambda: events.append("completed"))
+    assert events == ["completed"]
+
+    async def first() -> Any:
+        return await never.first()
+
+    async def states() -> list[Any]:
+        return [state async for state in never.states()]
+
+    for call, name in ((first, "first"), (states, "states")):
+        with pytest.raises(sc.ClosedError, match=rf"Query\.{name}\(\): the runtime is closed"):
+            asyncio.run(asyncio.wait_for(call(), 10))
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [
@@ -1334,4 +1381,5 @@ def test_close_stops_a_read_whose_statement_starts_an_instant_after_its_interrup
     finally:
         rt.close()
     assert [t.name for t in threading.enumerate() if t.name.startswith("sqlite-cells")] == []
-    assert query.get().result is None
+    with pytest.raises(sc.ClosedError, match="the runtime closed before the query ran"):
+        query.get()  # the interrupted read delivered nothing: no rows, no error
