@@ -972,6 +972,18 @@ def _behind_the_file(
     any other failure."""
     if not plan.file:
         return None
+    if isinstance(exc, apsw.SQLError) and _no_such_undeclared_table(plan.decl, exc):
+        # Neither this declaration nor, as far as the file shows, the newer one has it: not
+        # declared (R41), whatever the versions; the newer file is context, not the cause.
+        stored = _stored_newer(pooled, plan.decl)
+        if stored is None:
+            return None
+        hint = (
+            ": queries may read only the database's declared tables, and the declaration has "
+            f"no such table (for context: the file is at version {stored}, newer than the "
+            f"declared version={plan.decl.version})"
+        )
+        return QueryError(plan.decl.db_id, stmt.sql, sqlite_refusal(exc, hint, sql=stmt.sql))
     if isinstance(exc, apsw.SQLError) and _lacks_something(exc):
         said = f"SQLError: {exc}"
     elif isinstance(exc, apsw.AuthError) and _undeclared_table(plan.decl, exc):
@@ -986,13 +998,19 @@ def _behind_the_file(
     return error
 
 
+def _stored_newer(pooled: PooledConnection, decl: Declaration) -> int | None:
+    """The version of the file open on ``pooled`` when it is newer than ``decl``'s (R14);
+    None when it is not, or cannot be read."""
+    try:
+        return newer_version(pooled.conn.cursor(), decl)
+    except apsw.Error:
+        return None
+
+
 def _newer_file(pooled: PooledConnection, decl: Declaration) -> str | None:
     """What to say of a read that meets another declaration's tables, when the file open on
     ``pooled`` is at a version newer than ``decl``'s (R14); None when it is not."""
-    try:
-        stored = newer_version(pooled.conn.cursor(), decl)
-    except apsw.Error:
-        return None
+    stored = _stored_newer(pooled, decl)
     if stored is None:
         return None
     return (
@@ -1022,6 +1040,21 @@ _ROWID = re.compile(r"no such column: (?:.*\.)?(?:rowid|oid|_rowid_)$", re.IGNOR
 
 def _names_rowid(exc: apsw.SQLError) -> bool:
     return _ROWID.search(str(exc)) is not None
+
+
+# SQLite's words for a table name that is nowhere: "no such table: [schema.]table".
+_NO_SUCH_TABLE = re.compile(r"^no such table: (?:main\.)?(.+)$")
+
+
+def _no_such_undeclared_table(decl: Declaration, exc: apsw.SQLError) -> bool:
+    """Whether ``exc`` says the file has no table of a name ``decl`` does not declare either:
+    the file holds the tables of the declaration that made its version, so none declares it
+    that the file shows (a table of a newer one that no write made yet cannot be told)."""
+    found = _NO_SUCH_TABLE.search(str(exc))
+    if found is None or decl.table_names is None:
+        return False
+    table = fold_ascii(found.group(1))
+    return table not in decl.table_names and not is_reserved_table(table)
 
 
 def _lacks_something(exc: apsw.SQLError) -> bool:

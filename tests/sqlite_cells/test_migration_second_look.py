@@ -606,6 +606,42 @@ def test_a_table_another_declaration_made_says_whether_the_file_is_newer(
         assert db1.read("SELECT a FROM t") == [{"a": "r1"}]
 
 
+def test_a_table_no_declaration_has_is_undeclared_whatever_the_files_version(
+    store: Path,
+) -> None:
+    """R41, R14: a version-1 runtime reading a table that neither its declaration nor the
+    version-2 one that migrated the file has was told to update its declaration to the newer
+    one ("a newer declaration migrated it"), which has no such table either. It is an
+    undeclared table; the file's newer version is said as context only."""
+    with sc.Runtime(store) as rt1, sc.Runtime(store) as rt2:
+        s1, s2 = rt1.space("demo"), rt2.space("demo")
+        db1 = s1.sqlite_database("d", tables={"t": sc.table(id=P, a="text")})
+        insert(s1, db1, "INSERT INTO t (a) VALUES ('r1')")
+        db2 = s2.sqlite_database(
+            "d", tables={"t": sc.table(id=P, a="text", b="text")}, version=2,
+            migrate=lambda conn, version: None,
+        )  # fmt: skip
+        insert(s2, db2, "INSERT INTO t (a) VALUES ('r2')")
+        for sql in ("SELECT * FROM nope", "SELECT count(*) AS n FROM nope"):
+            with pytest.raises(sc.QueryError) as info:
+                db1.read(sql)
+            assert (info.value.db_id, info.value.sql) == (db1.id, sql)
+            assert str(info.value).startswith(f"database {db1.id}: no such table: "), info.value
+            assert (
+                "nope: queries may read only the database's declared tables, and the "
+                "declaration has no such table (for context: the file is at version 2, newer "
+                "than the declared version=1) (SQLite's SQLITE_ERROR); correct the statement"
+            ) in str(info.value)
+            assert "update the declaration" not in str(info.value)
+        q = db1.query("SELECT * FROM nope")
+        rt1.settle()
+        state = q.get()
+        assert (state.pending, state.result) == (False, None)
+        assert isinstance(state.error, sc.QueryError)
+        assert "the declaration has no such table" in str(state.error)
+        assert db1.read("SELECT a FROM t") == [{"a": "r1"}, {"a": "r2"}]
+
+
 # -- R13: what a refused migration leaves -----------------------------------------------------
 
 
