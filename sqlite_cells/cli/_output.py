@@ -162,17 +162,22 @@ def write_whole(text: str, out: TextIO) -> None:
             data = data[os.write(fd, data) :]
 
 
-_NOT_ASCII = re.compile(r"[^\x00-\x7f]")
+# msgspec escapes the C0 controls (ESC is ``\u001b``) but writes DEL and the C1 controls
+# (U+0080–U+009F) raw, and a terminal acts on those too: U+009B is a CSI, as ESC [ is.
+_CONTROLS = re.compile(r"[\x7f-\x9f]")
+_NOT_PRINTABLE_ASCII = re.compile(r"[^\x00-\x7e]")
 
 
 def json_for(text: str, out: TextIO) -> str:
-    """JSON ``text`` as ``out`` can hold it: on an output whose encoding is not UTF-8 (a C
-    locale, ``PYTHONIOENCODING=ascii``), each character outside ASCII as its JSON escape
-    (``\\u00eb``), which reads back as the same text (outside JSON strings there are none)."""
+    """JSON ``text`` as ``out`` can hold it, with nothing a terminal acts on written raw: DEL
+    and the C1 controls always, and on an output whose encoding is not UTF-8 (a C locale,
+    ``PYTHONIOENCODING=ascii``) each character outside ASCII, as its JSON escape
+    (``\\u009b``, ``\\u00eb``), which reads back as the same text (outside JSON strings there
+    are none)."""
     encoding = (getattr(out, "encoding", None) or "utf-8").lower().replace("_", "-")
     if encoding in ("utf-8", "utf8"):
-        return text
-    return _NOT_ASCII.sub(_escaped, text)
+        return _CONTROLS.sub(_escaped, text)
+    return _NOT_PRINTABLE_ASCII.sub(_escaped, text)
 
 
 def _escaped(match: re.Match[str]) -> str:

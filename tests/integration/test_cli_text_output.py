@@ -4,6 +4,7 @@ is bad usage, and `inspect` says when a database file has no watermark."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -132,3 +133,22 @@ def test_a_store_path_holding_a_newline_is_escaped_in_the_error_line(tmp_path: P
     done = run_cli("inspect", str(tmp_path), "a\nsqlite-cells: store OK")  # a usage error
     assert done.returncode == 2
     assert done.stderr.endswith("error: unrecognized arguments: a\\nsqlite-cells: store OK\n")
+
+
+C1_TEXT = "\x9b2J\x9d0;owned\x9c\x7f"  # CSI, OSC and ST as single characters (C1), and DEL
+
+
+@pytest.mark.parametrize("fmt", ["--json", "--ndjson"])
+def test_json_escapes_the_c1_controls_and_del_and_reads_back_the_same(
+    store: Path, fmt: str
+) -> None:
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("t", tables={"t": sc.table(v="text")})
+        with space.transact():
+            db.exec("INSERT INTO t (v) VALUES (?)", [C1_TEXT])
+    done = run_cli("query", str(store), "demo", "t", "SELECT v FROM t", fmt)
+    assert done.returncode == 0, done.stderr
+    assert not any(0x7F <= ord(c) <= 0x9F for c in done.stdout)
+    rows = json.loads(done.stdout)["rows"] if fmt == "--json" else [json.loads(done.stdout)]
+    assert rows == [{"v": C1_TEXT}]
