@@ -118,6 +118,9 @@ class CheckedOutput:
     def fileno(self) -> int:
         return self._stream.fileno()
 
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
     def write(self, text: str) -> int:
         with _checked():
             return self._stream.write(text)
@@ -273,7 +276,7 @@ def print_rows(
             out.write(json_for(msgspec.json.encode(finite(row)).decode(), out) + "\n")
     elif fmt is Format.CSV:
         names = list(columns) if columns is not None else _columns(rows)
-        line = _csv_line()
+        line = _csv_line(on_terminal=_on_terminal(out))
         out.write(line(names))
         for row in rows:
             out.write(line([_csv_cell(finite(row.get(name))) for name in names]))
@@ -283,11 +286,28 @@ def print_rows(
         write_whole(table + "\n", out)
 
 
-def _csv_line() -> Callable[[Sequence[Any]], str]:
+def _on_terminal(out: TextIO) -> bool:
+    try:
+        return out.isatty()
+    except (AttributeError, OSError, ValueError):  # not a file, or a closed one
+        return False
+
+
+# The characters a terminal acts on that CSV has no escape for: the control characters but tab
+# and the line ends, which a CSV field holds quoted.
+_TERMINAL_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def _csv_line(*, on_terminal: bool = False) -> Callable[[Sequence[Any]], str]:
     """A function that writes one CSV record, ended by ``\\n``. The csv module quotes a field
     holding a character of its line terminator only: with ``\\n`` alone, a carriage return in
     a value went out bare, and every CSV reader ends the record there. Written with ``\\r\\n``,
-    a field holding either is quoted; the record's own ``\\r\\n`` becomes ``\\n``."""
+    a field holding either is quoted; the record's own ``\\r\\n`` becomes ``\\n``.
+
+    CSV has no escape: a value is written as it is, for the program that reads it. Written
+    ``on_terminal``, each control character a terminal would act on (ESC, BEL, the C1
+    controls) is written as Python writes it in a literal (``\\x1b``), so that no stored value
+    clears, retitles or moves the terminal; a file or a pipe gets the values whole."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
 
@@ -295,9 +315,14 @@ def _csv_line() -> Callable[[Sequence[Any]], str]:
         buffer.seek(0)
         buffer.truncate()
         writer.writerow(fields)
-        return buffer.getvalue()[:-2] + "\n"
+        text = buffer.getvalue()[:-2] + "\n"
+        return _TERMINAL_CONTROLS.sub(_python_escape, text) if on_terminal else text
 
     return line
+
+
+def _python_escape(match: re.Match[str]) -> str:
+    return repr(match.group())[1:-1]
 
 
 def _columns(rows: Sequence[dict[str, Any]]) -> list[str]:

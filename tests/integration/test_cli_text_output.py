@@ -4,15 +4,20 @@ is bad usage, and `inspect` says when a database file has no watermark."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
+import pty
+import subprocess
+import termios
 from pathlib import Path
 
 import pytest
 
 import sqlite_cells as sc
 
-from ..conftest import run_cli
+from ..conftest import COMMAND, run_cli
 
 TEXTS = ["\x1b]0;owned\x07\x1b[2J", "a\nb", "NULL", None, "'quoted'", "C:\\x", "plain"]
 
@@ -152,3 +157,45 @@ def test_json_escapes_the_c1_controls_and_del_and_reads_back_the_same(
     assert not any(0x7F <= ord(c) <= 0x9F for c in done.stdout)
     rows = json.loads(done.stdout)["rows"] if fmt == "--json" else [json.loads(done.stdout)]
     assert rows == [{"v": C1_TEXT}]
+
+
+def _on_a_terminal(*args: str) -> tuple[int, str]:
+    """Run the command with its standard output a terminal (a pseudo-terminal): its status and
+    what it wrote there, the terminal's own line ends (``\\r\\n``) made ``\\n`` again."""
+    main, child = pty.openpty()
+    attrs = termios.tcgetattr(child)
+    attrs[1] &= ~termios.ONLCR  # the terminal writes each byte as it came
+    termios.tcsetattr(child, termios.TCSANOW, attrs)
+    env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
+    with subprocess.Popen(
+        [str(COMMAND), *args], env=env, stdout=child, stderr=subprocess.PIPE
+    ) as process:
+        os.close(child)
+        written = bytearray()
+        while True:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # EIO: the command ended and closed the terminal
+                break
+            if not chunk:
+                break
+            written += chunk
+        _, err = process.communicate(timeout=120)
+    os.close(main)
+    assert b"Traceback" not in err, err
+    return process.returncode, written.decode()
+
+
+def test_csv_on_a_terminal_escapes_what_a_terminal_acts_on(texts: Path) -> None:
+    sql = "SELECT v, char(155) || '2J' AS \"c\x1b[2J\" FROM t WHERE id IN (0, 1) ORDER BY id"
+    status, written = _on_a_terminal("query", str(texts), "demo", "t", sql, "--csv")
+    assert status == 0
+    assert not any((ord(c) < 0x20 and c not in "\n\r") or 0x7F <= ord(c) <= 0x9F for c in written)
+    assert list(csv.reader(io.StringIO(written, newline=""))) == [
+        ["v", "c\\x1b[2J"],
+        ["\\x1b]0;owned\\x07\\x1b[2J", "\\x9b2J"],
+        ["a\nb", "\\x9b2J"],
+    ]
+    # To a pipe, CSV gives the values whole, for the program reading them.
+    done = run_cli("query", str(texts), "demo", "t", sql, "--csv")
+    assert list(csv.reader(io.StringIO(done.stdout, newline="")))[1] == [TEXTS[0], "\x9b2J"]
