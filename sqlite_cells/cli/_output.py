@@ -282,7 +282,8 @@ def print_rows(
             out.write(line([_csv_cell(finite(row.get(name))) for name in names]))
     else:
         # One large write, as JSON's: whole, or BrokenPipeError when the reader goes away.
-        table = text_table([finite(row) for row in rows], columns=columns, cut_note=CUT_NOTE)
+        # (The table spells an infinity itself, and quotes the text spelled so: no finite().)
+        table = text_table(rows, columns=columns, cut_note=CUT_NOTE)
         write_whole(table + "\n", out)
 
 

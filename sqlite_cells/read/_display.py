@@ -15,6 +15,8 @@ import dataclasses
 import functools
 import html
 import importlib
+import math
+import re
 import threading
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
@@ -71,7 +73,14 @@ def format_value(value: Any) -> str:
         return value
     if isinstance(value, bytes):
         return f"<{len(value)} bytes>"
+    if isinstance(value, float) and not math.isfinite(value):  # as JSON output spells them
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     return str(value) if isinstance(value, int | float) else repr(value)
+
+
+# How a text table spells a value that is not a text (format_value): a text spelled the same
+# is quoted, as the text NULL is.
+_SPELLED_LIKE_A_VALUE = re.compile(r"NULL|<[0-9]+ bytes>|Infinity|-Infinity|NaN")
 
 
 def shown_value(value: Any) -> str:
@@ -171,14 +180,19 @@ CELL_CHARACTERS_PER_COLUMN = 4
 
 def _table_text(value: Any, widest: int = WIDEST_CELL) -> tuple[str, bool]:
     """One value as a text table's cell, and whether it was cut: SQL NULL as ``NULL``; a text
-    as is, unless it would read as something else (the text ``NULL``, one starting with a
-    quote, one holding a character a terminal would act on, anywhere in it): then in quotes,
+    as is, unless it would read as something else (the text ``NULL``, ``<3 bytes>``,
+    ``Infinity`` or ``NaN``, as the table spells a value that is not a text, one starting with
+    a quote, one holding a character a terminal would act on, anywhere in it): then in quotes,
     with each such character, quote and backslash escaped. So an unquoted cell is the text
     itself, a quoted one a literal. A cell wider than ``widest`` terminal columns is cut
     (:func:`_cut`)."""
     if not isinstance(value, str):
         return _cut(format_value(value), escaped, widest)
-    if value != "NULL" and not value.startswith("'") and value.isprintable():
+    if (
+        not _SPELLED_LIKE_A_VALUE.fullmatch(value)
+        and not value.startswith("'")
+        and value.isprintable()
+    ):
         return _cut(value, str, widest)
     return _cut(value, _literal, widest, quote="'")
 

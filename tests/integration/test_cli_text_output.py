@@ -199,3 +199,25 @@ def test_csv_on_a_terminal_escapes_what_a_terminal_acts_on(texts: Path) -> None:
     # To a pipe, CSV gives the values whole, for the program reading them.
     done = run_cli("query", str(texts), "demo", "t", sql, "--csv")
     assert list(csv.reader(io.StringIO(done.stdout, newline="")))[1] == [TEXTS[0], "\x9b2J"]
+
+
+def test_the_text_table_quotes_a_text_spelled_as_a_blob_or_an_infinity_is(texts: Path) -> None:
+    sql = (
+        "SELECT '<3 bytes>' AS a, x'000102' AS b, 'Infinity' AS c, 9e999 AS d, "
+        "'-Infinity' AS e, -9e999 AS f, 'NaN' AS g, '<3 bytes' AS h"
+    )
+    done = run_cli("query", str(texts), "demo", "t", sql)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[2].split() == [
+        "'<3",
+        "bytes>'",
+        "<3",
+        "bytes>",
+        "'Infinity'",
+        "Infinity",
+        "'-Infinity'",
+        "-Infinity",
+        "'NaN'",
+        "<3",
+        "bytes",
+    ]
