@@ -151,6 +151,16 @@ class SqliteDb(Cell):
                 "API points a database at a cell or file of the caller's choosing); get "
                 "handles from space.sqlite_database(...) or space.register_disk_source(...)"
             )
+        if decl.space_id != space.id:
+            # Its handle cell lives in the space it was declared in (R2): the same id in
+            # another space is a plain cell, never that database (R3).
+            raise InvalidArgument(
+                f"database {decl.db_id} belongs to space {decl.space_id!r}, not to space "
+                f"{space.id!r} given to sc.SqliteDb (R3: no API points a database at a cell or "
+                "file of the caller's choosing); use the handle that space's "
+                "sqlite_database(...) or register_disk_source(...) returned, or declare a "
+                f"database of space {space.id!r} there"
+            )
         super().__init__(space, decl.db_id, (), unwritten_handle(decl))
         self._decl = decl
 

@@ -22,6 +22,7 @@ from sqlite_cells.files import (
     handle_value,
     remember_handle,
 )
+from sqlite_cells.runtime import InvalidArgument, space_file_name
 from sqlite_cells.schema import db_file_name, declare_tables
 
 from .conftest import MESSAGES
@@ -547,3 +548,25 @@ def test_a_write_committed_after_another_runtime_dropped_the_database_is_databas
             dropper.join()
         assert isinstance(raised.value, sc.DatabaseError)
         assert "was dropped" in str(raised.value)
+
+
+def test_r3_a_handle_cannot_be_made_in_another_space_than_its_declaration(
+    rt: sc.Runtime, store: Path, space: Space, db: sc.SqliteDb
+) -> None:
+    """A declaration this runtime made, handed to ``sc.SqliteDb`` with another space, is a bad
+    argument said as such (it said the cell "cannot be set" to a value nobody set), and the
+    other space gets nothing: no database, no handle, no file."""
+    other = rt.space("other")
+    with pytest.raises(sc.SqliteCellsError, match=r"belongs to space 'demo', not to space 'other'"):
+        sc.SqliteDb(other, db.declaration)
+    with pytest.raises(InvalidArgument) as info:
+        sc.SqliteDb(other, db.declaration)
+    assert isinstance(info.value, TypeError)
+    assert "R3" in str(info.value)
+    with space.transact():
+        db.exec("INSERT INTO messages (body) VALUES ('mine')")
+    with pytest.raises(InvalidArgument, match=r"belongs to space 'demo'"):
+        sc.SqliteDb(other, db.declaration)
+    assert other.cell("probe").get() is None
+    assert sc.SqliteDb(space, db.declaration).get() == db.get()  # its own space still works
+    assert not (store / space_file_name("other")).exists()
