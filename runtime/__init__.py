@@ -76,6 +76,7 @@ from sqlite_cells.runtime._pattern import Pattern as Pattern
 from sqlite_cells.runtime._pattern import Piece as Piece
 from sqlite_cells.runtime._pattern import causal_cause as causal_cause
 from sqlite_cells.runtime._pattern import pattern as pattern
+from sqlite_cells.runtime._pattern import spelled_apart as spelled_apart
 from sqlite_cells.runtime._pattern import taken as taken
 from sqlite_cells.runtime._pattern import top_level_name as top_level_name
 from sqlite_cells.runtime._pending import PENDING as PENDING
@@ -222,6 +223,7 @@ __all__ = [
     "shown_path",
     "space_file_name",
     "space_shape_problem",
+    "spelled_apart",
     "stored_format",
     "stored_json_column",
     "surrogate_at",

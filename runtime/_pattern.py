@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -186,9 +187,10 @@ class Pattern:
         if unknown:
             takes = ", ".join(self.inputs) if self.inputs else "no inputs"
             said = ", ".join(repr(name) for name in unknown)
+            alike = "".join(spelled_apart(name, self.inputs) for name in unknown)
             raise InvalidArgument(
                 f"pattern {self.name} has no input {said}: it takes {takes}; nothing was "
-                "recorded — pass only those (by name)"
+                f"recorded — pass only those (by name){alike}"
             )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -297,10 +299,26 @@ class Inputs(dict[str, "Cell"]):
 
     def __missing__(self, name: object) -> Cell:
         takes = ", ".join(repr(n) for n in self) if self else "no inputs"
+        alike = spelled_apart(name, self) if isinstance(name, str) else ""
         raise UnknownInput(
             f"this piece has no input {name!r}: its pattern takes {takes}; "
-            "use one of those names, as the pattern's parameters spell them"
+            f"use one of those names, as the pattern's parameters spell them{alike}"
         )
+
+
+def spelled_apart(name: str, inputs: Iterable[str]) -> str:
+    """What to add to the refusal of input ``name`` when it is a parameter's name in another
+    Unicode form (``'cafe\\u0301'`` for ``'café'``): Python stores a parameter's name in NFKC
+    form, and the two look alike in a message, which would list the name it refuses."""
+    folded = unicodedata.normalize("NFKC", str.__str__(name))
+    for known in inputs:
+        if known != name and unicodedata.normalize("NFKC", known) == folded:
+            return (
+                f" ({str.__str__(name)!a} is the input {known!a} written with other "
+                "Unicode code points: Python spells a parameter's name in NFKC form; pass "
+                "unicodedata.normalize('NFKC', name))"
+            )
+    return ""
 
 
 def _input_name(name: object) -> str | None:

@@ -68,7 +68,13 @@ from sqlite_cells.files import (
     validate_disk_source,
     why_kept,
 )
-from sqlite_cells.runtime import DAMAGED_SPACE_ADVICE, Cell, dangling_link, interrupts_held
+from sqlite_cells.runtime import (
+    DAMAGED_SPACE_ADVICE,
+    Cell,
+    dangling_link,
+    interrupts_held,
+    spelled_apart,
+)
 
 __all__ = ["check", "gc", "link"]
 
@@ -516,8 +522,14 @@ def _check_piece(pieces: dict[str, dict[str, Any]], space_id: str, piece: str, f
     inputs = record.get("inputs")
     if not isinstance(inputs, list) or field not in inputs:
         known = ", ".join(map(str, inputs)) if isinstance(inputs, list) else "none"
+        alike = (
+            spelled_apart(field, [n for n in inputs if isinstance(n, str)])
+            if isinstance(inputs, list)
+            else ""
+        )
         raise InspectError(
-            "field-not-found", f"piece {piece} has no input {field!r} (its inputs: {known})"
+            "field-not-found",
+            f"piece {piece} has no input {field!r} (its inputs: {known}){alike}",
         )
 
 

@@ -590,6 +590,33 @@ def test_link_to_a_piece_or_field_that_does_not_exist_creates_nothing(
     assert after == log
 
 
+@sc.pattern
+def noted_rows(café: sc.SqliteDb) -> Any:  # Python stores the name in NFKC form: 'caf\xe9'
+    return None
+
+
+def test_link_to_a_field_named_in_another_unicode_form_says_so(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """§6, R1: a FIELD typed with other Unicode code points than the parameter (as a shell or
+    a file system may give it, decomposed) is refused, and the refusal says so: it listed the
+    name it refused among the inputs, looking the same."""
+    reference = tmp_path / "things.db"
+    conn = apsw.Connection(str(reference))
+    conn.execute("CREATE TABLE things (x)")
+    conn.close()
+    with sc.Runtime(store) as rt:
+        piece = rt.space("demo").run(noted_rows, key="k")
+    files = sorted(p.name for p in store.iterdir())
+    code = main(
+        ["link", f"sqlite:{reference}", "demo", piece.id, "cafe\u0301", "--store", str(store)]
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "'cafe\\u0301' is the input 'caf\\xe9' written with other Unicode code points" in err
+    assert sorted(p.name for p in store.iterdir()) == files
+
+
 def _one_row(tmp_path: Path) -> tuple[Path, Path]:
     """A store whose space ``s`` wrote one row to database ``x``: (store, database file)."""
     store = tmp_path / "store"

@@ -206,3 +206,31 @@ def test_a_derived_cell_or_query_given_to_store_says_it_has_no_stored_form() -> 
                 with space.transact():
                     space.cell("c").set({"x": given})
         assert space.cell("c").get() is None
+
+
+@sc.pattern
+def _noted(café: sc.Cell) -> None:  # Python stores the name in NFKC form: 'caf\xe9'
+    return None
+
+
+def test_an_input_named_in_another_unicode_form_says_so(rt: sc.Runtime, store: Path) -> None:
+    """R1: an input is named as the parameter is spelled; a name that differs only in its
+    Unicode form is refused, and the refusal says so (it listed the very name it refused,
+    looking the same: "has no input 'café': it takes café")."""
+    space = rt.space("demo")
+    decomposed = "cafe\u0301"
+    error = _refused(lambda: space.run(_noted, key="k", **{decomposed: space.cell("c")}))
+    assert "'cafe\\u0301' is the input 'caf\\xe9' written with other Unicode code points" in str(
+        error
+    )
+    assert "unicodedata.normalize('NFKC', name)" in str(error)
+    assert _space_seq(rt) == 0
+    assert not list(store.glob("space-*"))
+    piece = space.run(_noted, key="k", café=space.cell("c"))
+    with pytest.raises(sc.SqliteCellsError) as info:
+        piece.inputs[decomposed]
+    assert isinstance(info.value, KeyError)
+    assert "'cafe\\u0301' is the input 'caf\\xe9' written with other Unicode" in str(info.value)
+    with pytest.raises(sc.SqliteCellsError) as info:
+        piece.inputs["nope"]  # an unrelated name gets no such clause
+    assert "Unicode" not in str(info.value)
