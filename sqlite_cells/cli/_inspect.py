@@ -24,6 +24,7 @@ import logging
 import os
 import re
 import stat
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -1329,6 +1330,7 @@ def find_space(root: Path, space_id: str) -> Path:
     are not the space's)."""
     unnamed: list[str] = []  # space files whose space id is not UTF-8 text
     unread: list[str] = []  # other spaces' files that cannot be read now (damaged, locked…)
+    alike: list[str] = []  # spaces whose id is this one in another Unicode form
     own = root / space_file_name(space_id)
     # The file named for the space first: it is the space's unless it says otherwise, and
     # the other spaces' files are read only when it is not there — one of them that cannot be
@@ -1348,6 +1350,8 @@ def find_space(root: Path, space_id: str) -> Path:
             unread.append(path.name)
             continue
         recorded = decoded(row[0]) if row is not None else None
+        if recorded is not None and recorded != space_id and _alike(recorded, space_id):
+            alike.append(recorded)
         if row is not None and recorded is None:
             unnamed.append(path.name)
         elif owner is not None and (recorded == space_id or path.name == space_file_name(space_id)):
@@ -1383,9 +1387,24 @@ def find_space(root: Path, space_id: str) -> Path:
             f" ({', '.join(unread)} could not be read, and may be its file: `sqlite-cells "
             "check` says what is wrong with it and what to do)"
         )
+    for other in sorted(alike):
+        also += f" ({_spelled_apart('space', other, space_id)})"
     raise InspectError(
         "space-not-found",
         f"no space {space_id!r} in {root}: `sqlite-cells inspect` lists them{also}",
+    )
+
+
+def _alike(one: str, other: str) -> bool:
+    """Whether two names are one text in two Unicode forms (composed and decomposed, or a
+    compatibility character such as 'ﬁ'): they name two entities (R1), and look alike."""
+    return unicodedata.normalize("NFKC", one) == unicodedata.normalize("NFKC", other)
+
+
+def _spelled_apart(kind: str, held: str, given: str) -> str:
+    return (
+        f"the store holds the {kind} {held!a}, which is {given!a} written with other Unicode "
+        f"code points; names are compared as written: give the {kind} as the store spells it"
     )
 
 
@@ -1456,7 +1475,11 @@ def query_store(
                 "another space, or an orphaned file); `sqlite-cells inspect` lists the "
                 "databases of each space, and orphaned files",
             )
-        raise InspectError("database-not-found", _never_written(database, db_id, space_id))
+        raise InspectError(
+            "database-not-found",
+            _never_written(database, db_id, space_id)
+            + _database_alike(space_file, space_id, database),
+        )
     # The declared tables apply (R41: declared but never materialized reads as empty), or
     # for an injected file its own tables, re-checked against the path rules (R60).
     decl = declaration_from_handle(handle, db_id, space_id, store=root, roots=None)
@@ -1547,6 +1570,18 @@ def _result_columns(
     finally:
         conn.close()
     return tuple(names)
+
+
+def _database_alike(space_file: Path, space_id: str, database: str) -> str:
+    """What to add to "no file for database …" when the space holds a top-level database whose
+    name is ``database`` in another Unicode form."""
+    forms = {unicodedata.normalize(form, database) for form in ("NFC", "NFD", "NFKC", "NFKD")}
+    with read_only(space_file) as conn:
+        for other in sorted(forms - {database}):
+            held = derive_id("sqlite", space_id, other)
+            if conn.execute("SELECT 1 FROM _cf_cells WHERE id = ?", (held,)).fetchone():
+                return f" ({_spelled_apart('database', other, database)})"
+    return ""
 
 
 def _never_written(database: str, db_id: str, space_id: str) -> str:

@@ -1482,3 +1482,31 @@ def test_gc_killed_between_the_files_of_a_dropped_database_leaves_what_the_next_
     assert done.returncode == 0, done.stderr
     assert "1 file(s) removed" in done.stdout
     assert sorted(p.name for p in store.glob("cell-*")) == []
+
+
+def test_query_of_a_space_or_database_named_in_another_unicode_form_says_so(
+    store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """§6, R1: a space id or database name that differs from the stored one only in its
+    Unicode form names another entity and is refused; the refusal says which name the store
+    holds (it said "no space 'café'", or that database 'né' "was never written", beside an
+    `inspect` showing 'café' and 'né')."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("caf\xe9")
+        db = space.sqlite_database("n\xe9", tables=TABLES)
+        with space.transact():
+            db.exec("INSERT INTO events (n) VALUES (1)")
+    files = sorted(p.name for p in store.iterdir())
+    sql = "SELECT n FROM events"
+    assert main(["query", str(store), "cafe\u0301", "n\xe9", sql]) == 1
+    err = capsys.readouterr().err
+    assert "no space" in err
+    assert "the store holds the space 'caf\\xe9', which is 'cafe\\u0301' written with" in err
+    assert main(["query", str(store), "caf\xe9", "ne\u0301", sql]) == 1
+    err = capsys.readouterr().err
+    assert "the store holds the database 'n\\xe9', which is 'ne\\u0301' written with" in err
+    assert main(["query", str(store), "caf\xe9", "other", sql]) == 1
+    assert "Unicode" not in capsys.readouterr().err  # an unrelated name: no such clause
+    assert main(["--json", "query", str(store), "caf\xe9", "n\xe9", sql]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == [{"n": 1}]
+    assert sorted(p.name for p in store.iterdir()) == files
