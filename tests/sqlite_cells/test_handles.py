@@ -567,6 +567,6 @@ def test_r3_a_handle_cannot_be_made_in_another_space_than_its_declaration(
         db.exec("INSERT INTO messages (body) VALUES ('mine')")
     with pytest.raises(InvalidArgument, match=r"belongs to space 'demo'"):
         sc.SqliteDb(other, db.declaration)
-    assert other.cell("probe").get() is None
+    assert other.cell("plain").get() is None
     assert sc.SqliteDb(space, db.declaration).get() == db.get()  # its own space still works
     assert not (store / space_file_name("other")).exists()
