@@ -177,8 +177,7 @@ def parse_link(text: str | bytes | bytearray | memoryview) -> Link:
         text = str.__str__(text) if isinstance(text, str) else _bytes_of(text)
     try:
         link = _space_fits(_sigil_decoder.decode(text).body.link)
-        quotes = text.count('"') if type(text) is str else cast("bytes", text).count(b'"')
-        if quotes != _LINK_QUOTES and quotes != _quotes_of(link) and (key := _repeated_key(text)):
+        if (key := _key_given_twice(text, link)) is not None:
             raise LinkDecodeError(
                 f"the key {key!r} is given twice in one object, so the text names two cells "
                 "(SQLite's JSON functions read the first, msgspec the last); store the link "
@@ -249,9 +248,17 @@ def _repeated_key(text: str | bytes) -> str | None:
     return repeated[0] if repeated else None
 
 
-def _repeats_key(text: str | bytes, link: Link | ParsedLink) -> bool:
+def _key_given_twice(text: str | bytes, link: Link | ParsedLink) -> str | None:
+    """A key the link ``text`` (decoded as ``link``) gives twice in one object, if any; looked
+    for only when its count of quote characters cannot rule one out (see ``_quotes_of``)."""
     quotes = text.count('"') if isinstance(text, str) else text.count(b'"')
-    return quotes != _LINK_QUOTES and quotes != _quotes_of(link) and _repeated_key(text) is not None
+    if quotes == _LINK_QUOTES or quotes == _quotes_of(link):
+        return None
+    return _repeated_key(text)
+
+
+def _repeats_key(text: str | bytes, link: Link | ParsedLink) -> bool:
+    return _key_given_twice(text, link) is not None
 
 
 def link_text_problem(text: bytes) -> str:

@@ -32,7 +32,14 @@ from typing import TYPE_CHECKING, Final
 
 import apsw
 
-from sqlite_cells.schema import Declaration, Shadows, SourceKind, plan_shadows, quote_ident
+from sqlite_cells.schema import (
+    Declaration,
+    Shadows,
+    SourceKind,
+    plan_shadows,
+    quote_ident,
+    version_sql,
+)
 from sqlite_cells.sql import Authorizer, fold_ascii
 
 if TYPE_CHECKING:
@@ -109,11 +116,7 @@ def sync_shadows(
     return made.policy
 
 
-# (Text as its bytes: text that is not UTF-8 is no version, not a raw UnicodeDecodeError.)
-_VERSION_SQL: Final = (
-    "SELECT CASE typeof(value) WHEN 'text' THEN CAST(value AS BLOB) ELSE value END "
-    "FROM main._cf_meta WHERE key = 'version'"
-)
+_VERSION_SQL: Final = version_sql("main")
 
 
 def newer_version(cursor: apsw.Cursor, decl: Declaration) -> int | None:

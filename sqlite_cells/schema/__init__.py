@@ -23,6 +23,7 @@ from sqlite_cells.schema._migrate import store_version as store_version
 from sqlite_cells.schema._migrate import stored_id as stored_id
 from sqlite_cells.schema._migrate import stored_owner as stored_owner
 from sqlite_cells.schema._migrate import stored_version as stored_version
+from sqlite_cells.schema._migrate import version_sql as version_sql
 from sqlite_cells.schema._migrate import write_refusal as write_refusal
 from sqlite_cells.schema._null_keys import null_key_condition as null_key_condition
 from sqlite_cells.schema._null_keys import nullable_key_columns as nullable_key_columns
@@ -92,5 +93,6 @@ __all__ = [
     "stored_version",
     "table",
     "use_long_calls",
+    "version_sql",
     "write_refusal",
 ]

@@ -126,6 +126,7 @@ __all__ = [
     "stored_id",
     "stored_owner",
     "stored_version",
+    "version_sql",
     "write_refusal",
 ]
 
@@ -585,17 +586,21 @@ class DamagedVersion(DatabaseError):
         self.problem = problem
 
 
+def version_sql(database: str) -> str:
+    """SQL reading the version stored in ``database``'s ``_cf_meta`` (R14), text as its bytes:
+    text that is not UTF-8 (another program wrote it) is no version, not a raw
+    ``UnicodeDecodeError`` from apsw."""
+    return (
+        f"SELECT {stored_json_column('value')} FROM {quote_ident(database)}._cf_meta "
+        "WHERE key = 'version'"
+    )
+
+
 def stored_version(conn: apsw.Connection, database: str, db_id: str) -> int | None:
     """The version stored in the file's ``_cf_meta`` (None: none yet); a value that is not an
     integer is :class:`DamagedVersion` (the file is damaged). A file without ``_cf_meta`` is
     SQLite's error (``apsw.SQLError``), for the caller to say."""
-    # Text comes as its bytes: text that is not UTF-8 (another program wrote it) is damage as
-    # any other value that is no version, not a raw UnicodeDecodeError from apsw.
-    rows = rows_of(
-        conn,
-        f"SELECT {stored_json_column('value')} FROM {quote_ident(database)}._cf_meta "
-        "WHERE key = 'version'",
-    )
+    rows = rows_of(conn, version_sql(database))
     if rows and not isinstance(rows[0][0], int):
         problem = f"its _cf_meta.version holds {_shown_value(rows[0][0])}, not an integer"
         raise DamagedVersion(db_id, conn.db_filename(database), problem)

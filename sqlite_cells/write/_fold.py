@@ -111,6 +111,7 @@ from sqlite_cells.schema import (
     ensure_schema,
     migrate_file,
     stored_version,
+    version_sql,
 )
 from sqlite_cells.sql import (
     Authorizer,
@@ -150,8 +151,7 @@ Checks = tuple[LinkColumns, NullKeys, bool]
 # (schema cookie, stored version) of the attached file: what a check of a schema holds for.
 FileState = tuple[int, object]
 _COOKIE_SQL = f"PRAGMA {ALIAS}.schema_version"
-# (Text as its bytes: text that is not UTF-8 is no version, not a raw UnicodeDecodeError.)
-_VERSION_SQL = f"SELECT {stored_json_column('value')} FROM {ALIAS}._cf_meta WHERE key = 'version'"
+_VERSION_SQL = version_sql(ALIAS)
 _HANDLE_ROW_SQL = f"SELECT {stored_json_column('value')}, rev FROM main._cf_cells WHERE id = ?"
 _BOTH_FILES = ("main", ALIAS)
 # A write of nothing: its statement takes the attached database file's write lock (R44, see
