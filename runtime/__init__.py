@@ -71,6 +71,7 @@ from sqlite_cells.runtime._marks import unchanged_since as unchanged_since
 from sqlite_cells.runtime._moved_files import QUARANTINE_DIR as QUARANTINE_DIR
 from sqlite_cells.runtime._moved_files import set_aside as set_aside
 from sqlite_cells.runtime._moved_files import wal_state as wal_state
+from sqlite_cells.runtime._observable import OBSERVABLE as OBSERVABLE
 from sqlite_cells.runtime._participants import CommitParticipant as CommitParticipant
 from sqlite_cells.runtime._pattern import Pattern as Pattern
 from sqlite_cells.runtime._pattern import Piece as Piece
@@ -123,6 +124,46 @@ from sqlite_cells.runtime._unused_files import remove_unused as remove_unused
 # Before any connection of this process is opened (see _file_locks).
 hold_locks()
 
+
+def _bind_names_for_annotations() -> None:
+    """Binds in each module the names it imports for type checkers only — each defined by a
+    module that imports it, a cycle — now that all are loaded, so that ``typing.get_type_hints``
+    resolves the annotations of the public classes at run time (§3) as a type checker does."""
+    import sys
+
+    from sqlite_cells.runtime._scheduler import Subscription
+
+    bound: dict[str, dict[str, object]] = {
+        "_cell": {"Space": Space, "SpaceFile": SpaceFile},
+        "_commit": {"CommitParticipant": CommitParticipant, "Transaction": Transaction},
+        "_group": {
+            "CommitParticipant": CommitParticipant,
+            "PendingOp": PendingOp,
+            "Transaction": Transaction,
+        },
+        "_lock_holder": {"SpaceFile": SpaceFile, "Transaction": Transaction},
+        "_participants": {"PendingOp": PendingOp},
+        "_pattern": {"Cell": Cell, "Space": Space},
+        "_space": {"Runtime": Runtime},
+        "_space_file": {
+            "CommitParticipant": CommitParticipant,
+            "PendingOp": PendingOp,
+            "Transaction": Transaction,
+        },
+        "_streams": {
+            "Cell": Cell,
+            "Node": Node,
+            "Reactive": Reactive,
+            "Subscription": Subscription,
+        },
+        "_tx": {"SpaceFile": SpaceFile},
+    }
+    for module, names in bound.items():
+        vars(sys.modules[f"{__name__}.{module}"]).update(names)
+
+
+_bind_names_for_annotations()
+
 __all__ = [
     "BUSY_TIMEOUT_MS",
     "DAMAGED_SPACE_ADVICE",
@@ -132,6 +173,7 @@ __all__ = [
     "LONGEST_SQLITE_PATH",
     "MAX_SECONDS",
     "NO_VALUE",
+    "OBSERVABLE",
     "PENDING",
     "QUARANTINE_DIR",
     "ROW_SLACK",

@@ -55,6 +55,8 @@ if TYPE_CHECKING:
 
     from sqlite_cells.runtime._space import Space
     from sqlite_cells.runtime._space_file import SpaceFile
+else:  # what typing.get_type_hints reads (the package binds Space and SpaceFile once loaded)
+    from sqlite_cells.runtime._observable import OBSERVABLE as Observable
 
 __all__ = [
     "NO_DEFAULT",

@@ -16,6 +16,8 @@ from sqlite_cells.runtime._streams import observe_node
 
 if TYPE_CHECKING:
     from reactivex import Observable
+else:  # what typing.get_type_hints reads
+    from sqlite_cells.runtime._observable import OBSERVABLE as Observable
 
 __all__ = ["Derived", "derive", "lift", "node_of"]
 

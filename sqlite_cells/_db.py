@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Never, TypeVar, overload
+from typing import Any, Never, TypeVar, overload
 
 import apsw
 
@@ -48,6 +48,7 @@ from sqlite_cells.read import (
     Query,
     Reaction,
     Statement,
+    StatementResult,
     build_rows,
     react_on_members,
     resolve_params,
@@ -92,10 +93,6 @@ from sqlite_cells.sql import (
     parameter_rows,
 )
 from sqlite_cells.write import ExecRequest, check_prepare_time, written_database
-
-if TYPE_CHECKING:
-    from sqlite_cells._runtime import Runtime, Space
-    from sqlite_cells.read import StatementResult
 
 __all__ = ["DEFAULT", "SqliteDb", "sqlite_query"]
 
@@ -996,3 +993,9 @@ def _named(file: SpaceFile, db_id: str) -> str:
     (``database 'orders' (of:…)``), as a conflict does."""
     named = file.names.get(db_id)
     return f"{named} ({db_id})" if named is not None else f"database {db_id}"
+
+
+# Last, as sqlite_cells/_runtime.py imports this module last: each module of the cycle is whole
+# before the other one's names are taken from it, whichever is imported first. Bound at run time
+# for typing.get_type_hints, which resolves the annotations that name them (§3).
+from sqlite_cells._runtime import Runtime, Space  # noqa: E402 (an import cycle, see above)

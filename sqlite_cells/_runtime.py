@@ -104,9 +104,6 @@ from sqlite_cells.schema import (
 )
 from sqlite_cells.write import DEFAULT_EXEC_TIMEOUT, DropParticipant, SqliteParticipant
 
-if TYPE_CHECKING:
-    from sqlite_cells._db import SqliteDb
-
 __all__ = ["Runtime", "Space"]
 
 
@@ -1457,3 +1454,9 @@ def _declaration_of(db: object) -> Declaration:
         f"a database is given as its handle (from space.sqlite_database or "
         f"register_disk_source), not {brief_repr(db)}"
     )
+
+
+# Last, as sqlite_cells/_db.py imports this module last: each module of the cycle is whole before
+# the other one's names are taken from it, whichever is imported first. Bound at run time for
+# typing.get_type_hints, which resolves the annotations that name it (§3).
+from sqlite_cells._db import SqliteDb  # noqa: E402 (an import cycle, see above)

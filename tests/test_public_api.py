@@ -184,3 +184,52 @@ def test_a_timeout_said_of_another_statement_is_a_timeout_of_it() -> None:
     assert (other.db_id, other.sql) == ("d", "SELECT 2")
     assert str(other) == "database d: waited too long in 'SELECT 2'"
     assert str(error) == "database d: waited too long in 'SELECT 1'"
+
+
+def _public_callables() -> list[tuple[str, object]]:
+    """Every public function and class of ``sc`` with the public methods, properties and
+    constructor of each class: what a caller's tools (pydantic, typer, an IDE) inspect."""
+    import inspect
+
+    found: list[tuple[str, object]] = []
+    for name in sc.__all__:
+        value = getattr(sc, name)
+        if not (inspect.isclass(value) or callable(value)):
+            continue  # a constant (sc.PENDING) has no annotations of its own
+        found.append((name, value))
+        if not inspect.isclass(value):
+            continue
+        for attr, member in vars(value).items():
+            if attr.startswith("_") and attr not in ("__init__", "__call__"):
+                continue
+            if isinstance(member, property):
+                member = member.fget
+            elif isinstance(member, classmethod | staticmethod):
+                member = member.__func__
+            if callable(member):
+                found.append((f"{name}.{attr}", member))
+    return found
+
+
+def test_every_public_annotation_resolves_at_run_time() -> None:
+    """``typing.get_type_hints`` resolves every public class, function and method of ``sc``,
+    names imported for type checkers only (an import cycle, reactivex's ``Observable``)
+    included, and the ``observe`` methods say what they return."""
+    import typing
+
+    import reactivex
+
+    failed = {}
+    for name, value in _public_callables():
+        try:
+            typing.get_type_hints(value)
+        except Exception as exc:
+            failed[name] = f"{type(exc).__name__}: {exc}"
+    assert failed == {}
+    assert typing.get_type_hints(sc.Cell.observe)["return"] == reactivex.Observable[typing.Any]
+    assert typing.get_origin(typing.get_type_hints(sc.Query.observe)["return"]) is (
+        reactivex.Observable
+    )
+    assert typing.get_type_hints(sc.Cell.space.fget)["return"] is sc.runtime.Space
+    assert typing.get_type_hints(sc.Space.sqlite_database)["return"] is sc.SqliteDb
+    assert typing.get_type_hints(sc.SqliteDb.space.fget)["return"] is sc.Space

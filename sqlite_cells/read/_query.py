@@ -61,6 +61,8 @@ from sqlite_cells.sql import (
 
 if TYPE_CHECKING:
     from reactivex import Observable
+else:  # what typing.get_type_hints reads
+    from sqlite_cells.runtime import OBSERVABLE as Observable
 
 __all__ = [
     "LINKS_FOLLOWED",
