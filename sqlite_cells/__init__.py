@@ -179,4 +179,6 @@ def __getattr__(name: str) -> object:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    """The public names and the module's dunders: not its internals (``TYPE_CHECKING``, the
+    table above, a submodule once imported)."""
+    return sorted({*(n for n in globals() if n.startswith("__") and n.endswith("__")), *__all__})

@@ -233,3 +233,22 @@ def test_every_public_annotation_resolves_at_run_time() -> None:
     assert typing.get_type_hints(sc.Cell.space.fget)["return"] is sc.runtime.Space
     assert typing.get_type_hints(sc.Space.sqlite_database)["return"] is sc.SqliteDb
     assert typing.get_type_hints(sc.SqliteDb.space.fget)["return"] is sc.Space
+
+
+def test_dir_of_the_package_shows_its_public_names_only() -> None:
+    """``dir(sc)`` (what an IDE, ``help`` and tab completion show) lists the public API and the
+    module's dunders, not its internals (``TYPE_CHECKING``, ``annotations``, the lookup table
+    ``_WHERE``, a submodule loaded by the command), whatever has been looked up already; the
+    same for ``sqlite_cells.cli``."""
+    import sqlite_cells.cli
+
+    for module in (sc, sqlite_cells.cli):
+        for name in module.__all__:
+            getattr(module, name)
+        shown = dir(module)
+        assert [n for n in shown if not (n.startswith("__") and n.endswith("__"))] == sorted(
+            module.__all__
+        )
+        assert {"__all__", "__doc__", "__name__"} <= set(shown)
+        assert shown == sorted(shown)
+    assert sc.cli is sqlite_cells.cli  # still there, only not listed

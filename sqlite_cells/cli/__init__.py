@@ -36,3 +36,8 @@ def __getattr__(name: str) -> object:
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    """The public names and the module's dunders, as the package's (``sqlite_cells.__dir__``)."""
+    return sorted({*(n for n in globals() if n.startswith("__") and n.endswith("__")), *__all__})
