@@ -592,7 +592,7 @@ def own_scope(space: SpaceFile) -> _Scope:
     return _Scope(space, alone=True)
 
 
-class _Scope(Leaving):
+class _Scope(Leaving, Reference):
     """The scope of :func:`transaction`. A plain class rather than a generator context manager:
     it is entered and left once per commit, and the generator machinery costs more than the
     rest of the scope. One object may be entered again before it is left — inside itself (the
@@ -653,6 +653,15 @@ class _Scope(Leaving):
 
     async def __aexit__(self, *_exc: object) -> None:  # (never reached: __aenter__ raises)
         return None
+
+    def _not_pickled(self) -> str:
+        # (A copy is the block itself, as a transaction's is: ``Reference``.)
+        space = "" if self._space is None else f" of space {self._space.space_id!r}"
+        return (
+            f"a space.transact() block{space} cannot be pickled: it begins transactions of an "
+            "open Runtime. Pickle the space id and write `with rt.space(space_id).transact():` "
+            "where it is needed"
+        )
 
     def _join(self, outer: Transaction) -> Transaction:
         """Join ``outer``: the outer scope commits. Kept so that this block's writes can be

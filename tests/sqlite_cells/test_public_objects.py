@@ -99,6 +99,28 @@ def test_a_transaction_copies_as_itself_refuses_pickling_and_shows_what_it_is(
         assert repr(tx).startswith("<Transaction of space 's': committed, seq 1,")
 
 
+def test_a_transaction_block_not_entered_copies_as_itself_and_refuses_pickling(
+    tmp_path: Path,
+) -> None:
+    """``space.transact()`` not entered yet (kept to enter later, or caught in a value given to
+    ``pickle`` or ``deepcopy``): its pickle was a raw ``AttributeError`` ("Can't pickle local
+    object"), its deep copy a raw ``TypeError``, and its copy another block. It is a reference
+    to its space's transactions, as the transaction is: a copy is itself, and pickling says
+    what to pickle instead. Entered after all that, it writes as ever."""
+    with sc.Runtime(tmp_path) as rt:
+        space = rt.space("s")
+        block = space.transact()
+        assert copy.copy(block) is block and copy.deepcopy([block])[0] is block
+        with pytest.raises(sc.SqliteCellsError, match="cannot be pickled") as refused:
+            pickle.dumps(block)
+        assert isinstance(refused.value, TypeError)
+        assert "space.transact()" in str(refused.value) and "'s'" in str(refused.value)
+        assert "rt.space(" in str(refused.value)
+        with block:
+            space.cell("c").set(1)
+        assert space.cell("c").get() == 1
+
+
 def test_a_closed_runtime_is_no_context_to_enter(tmp_path: Path) -> None:
     rt = sc.Runtime(tmp_path)
     rt.close()
