@@ -73,6 +73,7 @@ def observe_node(owner: Cell | Reactive) -> Observable[Any]:
     def on_subscribe(
         observer: abc.ObserverBase[Any], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
+        _refuse_not_callable(observer)
         _refuse_async(observer)
         loop = _loop_of(scheduler)
         node = _node_unless_closed(owner)
@@ -105,6 +106,30 @@ def observe_node(owner: Cell | Reactive) -> Observable[Any]:
         return Disposable(dispose)
 
     return reactivex.create(on_subscribe)
+
+
+def _refuse_not_callable(observer: abc.ObserverBase[Any]) -> None:
+    """Refuse a subscriber that cannot be called (``subscribe("x")``): accepted, it failed at
+    each delivery, on the scheduler thread, where only the log said so. reactivex keeps what
+    ``subscribe`` was given under these names (``None`` given: its own default, callable). A
+    non-callable ``on_error`` could not be told of the refusal (reactivex hands an error raised
+    at subscription to it): it is replaced by one that raises, so ``subscribe`` raises it."""
+    for name in ("_on_next", "_on_error", "_on_completed"):
+        fn = getattr(observer, name, None)
+        if fn is None or callable(fn):
+            continue
+        if not callable(getattr(observer, "_on_error", None)):
+            observer._on_error = _raise  # type: ignore[attr-defined]  # (reactivex's own field)
+        raise InvalidArgument(
+            f"observe().subscribe() takes functions: {name[1:]} is {brief_repr(fn)}, which "
+            "cannot be called; give a function of one argument, e.g. subscribe(print) or "
+            "subscribe(lambda value: ...), or an observer with on_next, on_error and "
+            "on_completed methods"
+        )
+
+
+def _raise(error: Exception) -> None:
+    raise error
 
 
 def _refuse_async(observer: abc.ObserverBase[Any]) -> None:

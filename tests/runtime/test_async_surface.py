@@ -1605,6 +1605,39 @@ def test_an_async_subscriber_is_refused_where_it_subscribes(store: Path) -> None
         assert rt.settle() and seen == [1]
 
 
+def test_a_subscriber_that_cannot_be_called_is_refused_where_it_subscribes(store: Path) -> None:
+    """``observe().subscribe("x")`` (a value where a function belongs: ``on_next``, ``on_error``
+    or ``on_completed``) was accepted, and each delivery then failed on the scheduler thread
+    ("'str' object is not callable", logged). It is refused at the subscription, saying which
+    argument and what it is, by ``subscribe`` itself (a non-callable ``on_error`` cannot be told);
+    no subscriber is left behind, and ``None`` still means "none given", as in reactivex."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        c = space.cell("c", default=0)
+        db = space.sqlite_database("chat", tables={"m": sc.table(body="text")})
+        q = db.query("SELECT count(*) AS n FROM m")
+        for observed in (c, q):
+            for given, which, shown in (
+                ({"on_next": "x"}, "on_next", "'x'"),
+                ({"on_next": 3}, "on_next", "3"),
+                ({"on_next": print, "on_error": "x"}, "on_error", "'x'"),
+                ({"on_next": print, "on_completed": 1.5}, "on_completed", "1.5"),
+            ):
+                with pytest.raises(sc.SqliteCellsError, match="cannot be called") as info:
+                    observed.observe().subscribe(**given)  # type: ignore[arg-type]
+                assert isinstance(info.value, TypeError)
+                assert f"{which} is {shown}" in str(info.value)
+                assert "subscribe(print)" in str(info.value)
+            observed.observe().subscribe(None).dispose()
+        assert rt.settle()
+        assert len(c._node().subscribers) == len(q._graph_node.subscribers) == 0
+        seen: list[int] = []
+        c.observe().subscribe(seen.append)
+        with space.transact():
+            c.set(1)
+        assert rt.settle() and seen == [0, 1]
+
+
 def test_update_with_an_async_function_is_refused_before_anything_is_written(
     store: Path,
 ) -> None:
