@@ -123,7 +123,8 @@ class Cell(Reference):
     it, the default most recently declared in this runtime applies (``None`` if none was).
     """
 
-    __slots__ = ("_id", "_name", "_space", "_value_path")
+    # ``__weakref__``: a caller's cache keyed weakly takes a cell, as it takes a query (8 bytes).
+    __slots__ = ("__weakref__", "_id", "_name", "_space", "_value_path")
 
     # The name ``space.cell(name)`` gave a cell outside a pattern (kept by the Cells ``key``
     # makes of it), else None; read at a write (see ``_named``). Cells decoded from

@@ -118,6 +118,7 @@ class Transaction(Reference):
     """
 
     __slots__ = (
+        "__weakref__",  # (a caller may key a cache by the transaction, weakly)
         "_broken",
         "_by",
         "_guards",
@@ -610,7 +611,7 @@ class _Scope(Leaving, Reference):
     that still ends the block (``_ended_anyway``, called until it is through), and is raised
     after."""
 
-    __slots__ = ("_alone", "_entries", "_space")
+    __slots__ = ("__weakref__", "_alone", "_entries", "_space")
 
     def __init__(self, space: SpaceFile | None, *, alone: bool = False) -> None:
         self._space = space

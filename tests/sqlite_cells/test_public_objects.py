@@ -121,6 +121,55 @@ def test_a_transaction_block_not_entered_copies_as_itself_and_refuses_pickling(
         assert space.cell("c").get() == 1
 
 
+def test_the_live_public_objects_can_be_weakly_referenced(tmp_path: Path) -> None:
+    """A caller's cache keyed weakly (``weakref.WeakKeyDictionary``, ``weakref.finalize``) takes
+    any of the live objects the API hands out: cells, key cells, databases, injected sources,
+    queries, derived cells, spaces, runtimes, pieces, transactions and ``transact()`` blocks.
+    Cells, databases and transactions were Python's raw ``TypeError`` ("cannot create weak
+    reference"). A weak key is the object itself: an equal cell made elsewhere is another key
+    of the same value, and a key goes when its object does."""
+    import gc
+    import weakref
+
+    source = tmp_path / "ref.db"
+    apsw.Connection(str(source)).execute("CREATE TABLE r (x)")
+    with sc.Runtime(tmp_path / "store") as rt:
+        space = rt.space("s")
+        c = space.cell("c", default=0)
+        db = space.sqlite_database("d", tables=TABLES)
+
+        @sc.pattern
+        def nothing() -> None:
+            return None
+
+        live = [
+            rt,
+            space,
+            c,
+            c.key("a").key(0),
+            db,
+            space.register_disk_source(str(source)),
+            db.query("SELECT x FROM t"),
+            sc.derive(c, lambda v: v),
+            space.run(nothing, key="k"),
+            space.transact(),
+        ]
+        with space.transact() as tx:
+            live.append(tx)
+        for obj in live:
+            assert weakref.ref(obj)() is obj, type(obj)
+        cache: weakref.WeakKeyDictionary[sc.Cell, str] = weakref.WeakKeyDictionary()
+        cache[space.cell("k")] = "seen"  # gone at once: nothing else holds that object
+        gc.collect()
+        assert len(cache) == 0
+        k = space.cell("k")
+        cache[k] = "kept"
+        assert cache[space.cell("k")] == "kept"  # an equal cell finds the entry
+        del k
+        gc.collect()
+        assert len(cache) == 0
+
+
 def test_a_closed_runtime_is_no_context_to_enter(tmp_path: Path) -> None:
     rt = sc.Runtime(tmp_path)
     rt.close()
