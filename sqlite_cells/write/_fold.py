@@ -1111,12 +1111,15 @@ class SqliteParticipant:
         """Keep the changeset in the file itself too: if the space ever loses commits the file
         already has, these are what gets inverted (R71). The newest row's seq is the file's
         watermark (one row per op, not a watermark update too); the pruning keeps the newest
-        ``JOURNAL_KEEP`` seqs, so never that row. ``head``: see ``_head``."""
+        ``JOURNAL_KEEP`` seqs, so never that row. It runs every ``JOURNAL_PRUNE_EVERY`` seqs of
+        the space and every ``JOURNAL_PRUNE_EVERY`` rows of the journal (its rowids count them):
+        a database written only at seqs that are no multiple of it is pruned too. ``head``: see
+        ``_head``."""
         conn.execute(
             f"INSERT INTO {ALIAS}._cf_changes (seq, changeset, head) VALUES (?, ?, ?)",
             (seq, changeset, head),
         )
-        if seq % JOURNAL_PRUNE_EVERY == 0:
+        if seq % JOURNAL_PRUNE_EVERY == 0 or conn.last_insert_rowid() % JOURNAL_PRUNE_EVERY == 0:
             conn.execute(
                 f"DELETE FROM {ALIAS}._cf_changes WHERE seq < (SELECT min(seq) FROM (SELECT "
                 f"DISTINCT seq FROM {ALIAS}._cf_changes ORDER BY seq DESC LIMIT ?))",

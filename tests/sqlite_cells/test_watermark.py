@@ -182,3 +182,25 @@ def test_pruning_the_journal_keeps_its_newest_row(
     assert _file_watermark(db.path) == seqs[-1]
     (outcome,) = sc_files.check_store(store, repair=False)
     assert outcome.action is Action.IN_SYNC and outcome.db_seq == seqs[-1]
+
+
+def test_the_journal_of_a_database_never_written_at_a_pruning_seq_is_pruned(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Written only at odd seqs (a plain commit between), no commit of it lands on a seq that is a
+    # multiple of the pruning period: its journal must still keep about JOURNAL_KEEP seqs.
+    monkeypatch.setattr(_fold, "JOURNAL_KEEP", 2)
+    monkeypatch.setattr(_fold, "JOURNAL_PRUNE_EVERY", 4)
+    rt, db = _open(store)
+    space = rt.space("demo")
+    with rt:
+        seqs = []
+        for n in range(20):
+            seqs.append(_commit(db, n))
+            with space.transact():
+                space.cell("other").set(n)
+    assert all(seq % 2 == 1 for seq in seqs)
+    kept = [seq for (seq,) in _rows(db.path, "SELECT seq FROM _cf_changes ORDER BY rowid")]
+    assert kept == seqs[-len(kept) :]
+    assert 2 <= len(kept) <= 2 + 4
+    assert _file_watermark(db.path) == seqs[-1]
