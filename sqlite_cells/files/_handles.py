@@ -54,6 +54,7 @@ from sqlite_cells.files._reconcile import (
     migrated_past_log,
     reconcile,
     recorded_space_id,
+    recorded_version,
     remove_database_files,
     schema_from_json,
     table_differences,
@@ -539,7 +540,21 @@ def declaration_from_handle(
         return Declaration(db_id, space_id, resolved, None, kind=SourceKind.DISK)
     schema = handle_schema(db_id, value)
     path = store / db_file_name(db_id)
-    return Declaration(db_id, space_id, path, schema, version=_file_version(path, db_id))
+    version = _handle_version(store / space_file_name(space_id), path, db_id)
+    return Declaration(db_id, space_id, path, schema, version=version)
+
+
+def _handle_version(space_file: Path, path: Path, db_id: str) -> int:
+    """The version of the declaration a handle records: the file's (:func:`_file_version`),
+    unless the space's last write to the database recorded an older one. A ``migrate`` then
+    ran since and stays though the write it ran for failed (R14): the handle's tables are
+    still the older version's, and taken at the file's version they would read the file as
+    one not yet migrated to them, a column the migration renamed or dropped made up as NULL
+    on every row (R41). At the recorded version the file is newer: it reads as it is, and a
+    statement naming what it no longer has fails saying both versions."""
+    found = _file_version(path, db_id)
+    recorded = peek(space_file, lambda conn: recorded_version(conn, db_id))
+    return recorded if recorded is not None and 1 <= recorded < found else found
 
 
 def _file_version(path: Path, db_id: str) -> int:

@@ -128,6 +128,7 @@ __all__ = [
     "orphan_outcome",
     "owned_elsewhere",
     "reconcile",
+    "recorded_version",
     "remove_database_files",
     "schema_from_json",
     "table_differences",
@@ -1443,9 +1444,19 @@ def migrated_past_log(space_conn: apsw.Connection, conn: apsw.Connection, db_id:
     holds beyond the recorded declaration is the newer declaration's, which its next write
     brings — not another program's doing. False when either version is not known."""
     found = _file_version(conn, db_id)
-    seq = database_seq(space_conn, db_id)
-    if found is None or not seq or not is_current_format(space_conn):
+    if found is None:
         return False
+    recorded = recorded_version(space_conn, db_id)
+    return recorded is not None and found > recorded
+
+
+def recorded_version(space_conn: apsw.Connection, db_id: str) -> int | None:
+    """The declared version the space's last write to ``db_id`` recorded (R14): the version
+    of the declaration whose tables its handle holds. None when not known (no write, a store
+    of an older format, or records written before ops kept their version)."""
+    seq = database_seq(space_conn, db_id)
+    if not seq or not is_current_format(space_conn):
+        return None
     records = SpaceFile.records_for(space_conn, db_id, seq - 1, seq)
     versions = [
         decode_op_body(op).version
@@ -1453,8 +1464,7 @@ def migrated_past_log(space_conn: apsw.Connection, conn: apsw.Connection, db_id:
         for op in record.ops
         if op.target == db_id and op.kind == KIND
     ]
-    recorded = versions[-1] if versions else None
-    return recorded is not None and found > recorded
+    return versions[-1] if versions else None
 
 
 def _records_for(

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import apsw
 import pytest
@@ -265,3 +266,36 @@ def test_a_file_a_kept_migration_brought_past_its_handle_is_no_finding(tmp_path:
         with space.transact():
             db.exec("INSERT INTO u (w) VALUES ('x')")
         assert db.read("SELECT w FROM u") == [{"w": "x"}]
+
+
+def test_query_of_a_column_a_kept_migration_renamed_makes_up_no_nulls(tmp_path: Path) -> None:
+    """R14, R41, §6: a `migrate` renamed a column and stayed when the write it ran for failed;
+    the handle still records the older tables. `query` took them at the file's version, as if
+    the file were not yet migrated to them: the old column read as NULL on every row, and
+    `SELECT *` listed it beside the renamed one. The file now reads as it is, and naming the
+    old column fails saying both versions."""
+    store = tmp_path / "store"
+    key = "integer primary key"
+
+    def rename(conn: Any, _from: int) -> None:
+        conn.execute("ALTER TABLE t RENAME COLUMN a TO name")
+
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("db", tables={"t": sc.table(id=key, a="text")})
+        with space.transact():
+            db.exec("INSERT INTO t (id, a) VALUES (1, 'x')")
+        db = space.sqlite_database(
+            "db", tables={"t": sc.table(id=key, name="text")}, version=2, migrate=rename
+        )
+        with pytest.raises(sc.ExecError), space.transact():
+            db.exec("INSERT INTO t (id, name) VALUES (1, 'dup')")  # fails; the migration stays
+    done = run_cli("query", str(store), "s", "db", "SELECT * FROM t", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["rows"] == [{"id": 1, "name": "x"}]
+    done = run_cli("query", str(store), "s", "db", "SELECT a FROM t")
+    assert done.returncode == 1, done.stdout
+    assert "QueryError" in done.stderr
+    assert "no such column: a" in done.stderr
+    assert "the file is at version 2, newer than the declared version=1" in done.stderr
+    assert "Traceback" not in done.stderr
