@@ -183,8 +183,8 @@ class QueryWorkers:
         self.timeout = timeout
         self.count = count
         # _lock guards _queue, _in_flight, _guarded, _guarded_at, _watch_idle, _workers,
-        # _stuck and _closed; _wake (idle workers) and _watch_wake (the watchdog) signal on it:
-        # a job wakes one worker, not every thread.
+        # _stuck, _refused and _closed; _wake (idle workers) and _watch_wake (the watchdog)
+        # signal on it: a job wakes one worker, not every thread.
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._watch_wake = threading.Condition(self._lock)
@@ -197,6 +197,7 @@ class QueryWorkers:
         self._stuck = 0
         self._closed = False
         self.extras_started = 0  # extra workers started for reads queued behind slow ones
+        self._refused = False  # (under _lock) the last worker start found no thread to be had
         self.splits = 0  # jobs whose statements not begun were handed on behind a slow one
         self._watchdog = threading.Thread(
             target=self._watch, name="sqlite-cells-query-watchdog", daemon=True
@@ -293,12 +294,29 @@ class QueryWorkers:
     # -- workers -------------------------------------------------------------------------------
 
     def _spawn_locked(self) -> None:
+        """Start a worker; ``RuntimeError`` when no thread is to be had, and then no worker is
+        counted (it would take no job, and the reads queued would wait for it for good)."""
         worker = _Worker()
         worker.thread = threading.Thread(
             target=self._work, args=(worker,), name="sqlite-cells-query", daemon=True
         )
+        worker.thread.start()  # (it waits for _lock, held here, before it looks at _workers)
         self._workers.append(worker)
-        worker.thread.start()
+
+    def _spawn_later_locked(self, what: str) -> bool:
+        """Start ``what`` (an extra worker, a replacement) once the runtime is made: when no
+        thread is to be had, the reads queued wait for a running worker, and the watchdog —
+        which must live on to keep every read's deadline (R44) — tries again at its next look
+        while reads are queued."""
+        try:
+            self._spawn_locked()
+        except RuntimeError as exc:
+            if not self._refused:  # (said once until a worker starts again: it is tried often)
+                log.warning("could not start %s query worker (%s); trying again later", what, exc)
+            self._refused = True
+            return False
+        self._refused = False
+        return True
 
     def _add_extra_locked(self, now: float) -> None:
         """Start an extra worker if jobs are queued (not only jobs of files in a lock wait),
@@ -319,8 +337,8 @@ class QueryWorkers:
             began = flight.started if deadline == math.inf else deadline - timeout
             if now - began < SLOW:
                 return
-        self.extras_started += 1
-        self._spawn_locked()
+        if self._spawn_later_locked("an extra"):
+            self.extras_started += 1
 
     def _work(self, worker: _Worker) -> None:
         while True:
@@ -355,7 +373,8 @@ class QueryWorkers:
                 if worker.abandoned:
                     self._stuck -= 1
                     if len(self._workers) < self.count and not self._closed:
-                        self._spawn_locked()  # a replacement was owed (MAX_STUCK reached)
+                        # a replacement was owed (MAX_STUCK reached)
+                        self._spawn_later_locked("a replacement")
                     return
             if mine:
                 _deliver(job, *outcome)
@@ -635,7 +654,7 @@ class QueryWorkers:
         if len(self._workers) >= self.count:
             return  # extras started meanwhile keep the pool at its size
         if self._stuck <= MAX_STUCK:
-            self._spawn_locked()
+            self._spawn_later_locked("a replacement")
         else:
             log.warning(
                 "%d query workers are stuck in statements past query_timeout; running with "

@@ -1,0 +1,82 @@
+"""A process that may start no more threads (the system's limit on threads or processes) once
+its runtime is made: what needed a new thread says so or does without it, and the runtime keeps
+its promises once threads can be had again (Errors, R44).
+
+The child processes below make every new thread impossible for a while: each thread's stack is
+made 1 GiB, and the process's address space is capped a little above what it uses.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+NO_THREADS = r"""
+import resource, threading
+
+def no_more_threads():
+    with open("/proc/self/status") as status:
+        size = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
+    threading.stack_size(1 << 30)
+    resource.setrlimit(resource.RLIMIT_AS, (size + (400 << 20), resource.RLIM_INFINITY))
+    try:
+        threading.Thread(target=lambda: None).start()
+    except RuntimeError:
+        return
+    raise AssertionError("a thread still starts")
+
+def threads_again():
+    resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    threading.stack_size(0)
+"""
+
+
+def run_child(code: str, *args: str) -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, "-c", NO_THREADS + code, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+# One SQL function call that runs for seconds: a single VM step, which only the query watchdog
+# can cut short (the progress handler never fires during it).
+READS_WITHOUT_A_NEW_WORKER = r"""
+import json, sys, time
+import sqlite_cells as sc
+
+LOOP = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n"
+ONE_LONG_CALL = (
+    "SELECT instr(printf('%.*c', 60000000, 'a'), printf('%.*c', 4000, 'a') || 'b') AS found"
+)
+out = {}
+with sc.Runtime(sys.argv[1], query_workers=1, query_timeout=0.2) as rt:
+    db = rt.space("demo").sqlite_database("x", tables={"t": sc.table(a="integer")})
+    with rt.space("demo").transact():
+        db.exec("INSERT INTO t (a) VALUES (1)")
+    no_more_threads()
+    # The loop holds the one worker: the watchdog finds the read behind it owed an extra worker,
+    # which cannot start.
+    endless, quick = db.query(LOOP), db.query("SELECT a FROM t")
+    rt.settle()
+    out["endless"] = type(endless.get().error).__name__
+    out["quick"] = quick.get().result
+    threads_again()
+    try:
+        db.read(ONE_LONG_CALL)
+        out["long"] = "returned"
+    except sc.SqliteCellsError as exc:
+        out["long"] = type(exc).__name__
+print(json.dumps(out))
+"""
+
+
+def test_a_worker_that_cannot_start_leaves_the_watchdog_keeping_deadlines(tmp_path: Path) -> None:
+    out = run_child(READS_WITHOUT_A_NEW_WORKER, str(tmp_path / "store"))
+    assert out == {"endless": "QueryTimeout", "quick": [{"a": 1}], "long": "QueryTimeout"}
