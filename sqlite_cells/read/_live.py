@@ -1004,10 +1004,11 @@ class _LockWaits:
         self._any.set()
         with self._lock:
             if self._thread is None and not self._closed.is_set():
-                self._thread = threading.Thread(
-                    target=self._tick, name="sqlite-cells-lock-waits", daemon=True
+                self._thread = _started(
+                    self._tick, "sqlite-cells-lock-waits", "re-runs queries once a lock is free"
                 )
-                self._thread.start()
+                if self._thread is None:
+                    self._any.clear()  # (the next query to wait tries again)
 
     def discard(self, runners: list[Runner]) -> None:
         """(Scheduler thread.) ``runners`` got a result of another kind: they wait no more."""
@@ -1042,6 +1043,19 @@ class _LockWaits:
             thread.join(timeout=5)
 
 
+def _started(target: Callable[[], None], name: str, what: str) -> threading.Thread | None:
+    """A daemon thread running ``target``, started; None, logged, when no thread is to be had
+    (the system's limit on threads or processes): the caller goes on without it and tries again
+    at its next occasion, and nothing is left that ``close()`` would wait for."""
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    try:
+        thread.start()
+    except RuntimeError as exc:
+        log.warning("could not start the thread that %s (%s); trying again later", what, exc)
+        return None
+    return thread
+
+
 class _SourceWatcher:
     """Watches injected files for changes made by other programs (R60)."""
 
@@ -1067,15 +1081,19 @@ class _SourceWatcher:
     def watch(self, node: Node, path: Path) -> None:
         with self._lock:
             nodes = self._nodes.setdefault(path, set())
-            if node in nodes:
-                return
-            nodes.add(node)
-            self._signatures.setdefault(path, content_signature(path))
-            if self._thread is None and not self._closed.is_set():
-                self._thread = threading.Thread(
-                    target=self._loop, name="sqlite-cells-sources", daemon=True
-                )
-                self._thread.start()
+            if node not in nodes:
+                nodes.add(node)
+                self._signatures.setdefault(path, content_signature(path))
+            self._start_locked()
+
+    def _start_locked(self) -> None:
+        """Start the watcher thread if it is owed. Without a thread to be had, the files are
+        looked at when ``settle()`` begins, and the start is tried again then and at the next
+        ``watch``."""
+        if self._thread is None and self._nodes and not self._closed.is_set():
+            self._thread = _started(
+                self._loop, "sqlite-cells-sources", "watches injected files for changes"
+            )
 
     def unwatch(self, node: Node) -> None:
         with self._lock:
@@ -1096,6 +1114,7 @@ class _SourceWatcher:
         last look re-run (each poll_interval, and when ``settle()`` begins)."""
         with self._lock:
             paths = {path: set(nodes) for path, nodes in self._nodes.items() if nodes}
+            self._start_locked()
         for path, nodes in paths.items():
             signature = content_signature(path)
             with self._lock:

@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import apsw
+
 NO_THREADS = r"""
 import resource, threading
 
@@ -80,3 +82,49 @@ print(json.dumps(out))
 def test_a_worker_that_cannot_start_leaves_the_watchdog_keeping_deadlines(tmp_path: Path) -> None:
     out = run_child(READS_WITHOUT_A_NEW_WORKER, str(tmp_path / "store"))
     assert out == {"endless": "QueryTimeout", "quick": [{"a": 1}], "long": "QueryTimeout"}
+
+
+SOURCE_WITHOUT_A_WATCHER = r"""
+import json, sys, threading
+import apsw
+import sqlite_cells as sc
+
+source = sys.argv[2]
+out = {}
+rt = sc.Runtime(sys.argv[1])
+handle = rt.space("demo").register_disk_source(source)
+no_more_threads()
+q = handle.query("SELECT x FROM t ORDER BY x")
+rt.settle()
+out["without"] = [q.get().pending, q.get().result]
+threads_again()
+rt.settle()  # the watcher starts when settle() looks at the injected files
+out["watcher"] = "sqlite-cells-sources" in [t.name for t in threading.enumerate()]
+other = apsw.Connection(source)
+other.execute("INSERT INTO t VALUES (3)")
+other.close()
+rt.settle()
+out["changed"] = q.get().result
+try:
+    rt.close()
+    out["closed"] = True
+except Exception as exc:
+    out["closed"] = repr(exc)
+print(json.dumps(out))
+"""
+
+
+def test_a_source_query_runs_without_its_watcher_thread_and_the_runtime_closes(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "reference.db"
+    conn = apsw.Connection(str(source))
+    conn.execute("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1), (2)")
+    conn.close()
+    out = run_child(SOURCE_WITHOUT_A_WATCHER, str(tmp_path / "store"), str(source))
+    assert out == {
+        "without": [False, [{"x": 1}, {"x": 2}]],
+        "watcher": True,
+        "changed": [{"x": 1}, {"x": 2}, {"x": 3}],
+        "closed": True,
+    }
