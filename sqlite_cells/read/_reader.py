@@ -257,7 +257,17 @@ def read_rows(
             box.append(exc)
 
     helper = threading.Thread(target=run, name="sqlite-cells-read", daemon=True)
-    helper.start()
+    try:
+        helper.start()
+    except RuntimeError as exc:  # no thread to be had: the read could not keep its deadline
+        raise QueryError(
+            decl.db_id,
+            sql,
+            f"the read runs on a thread of its own, to keep its deadline, and this process may "
+            f"start no more threads ({exc}: the system's limit on threads or processes); "
+            "nothing was read: close programs or runtimes no longer used or raise the limit, "
+            "then try again",
+        ) from exc
     try:
         while helper.is_alive():
             helper.join(_WATCH_EVERY)

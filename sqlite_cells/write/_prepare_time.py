@@ -24,7 +24,7 @@ from typing import Any, Final
 
 import apsw
 
-from sqlite_cells.codec import ExecTimeout
+from sqlite_cells.codec import ExecError, ExecTimeout
 from sqlite_cells.schema import Declaration, create_table_sql
 
 __all__ = ["CHECKED_CHARS", "check_prepare_time"]
@@ -66,7 +66,18 @@ def check_prepare_time(decl: Declaration, sql: str, bindings: Any, timeout: floa
         finally:
             done.set()
 
-    threading.Thread(target=compile_it, name="sqlite-cells prepare check", daemon=True).start()
+    try:
+        threading.Thread(target=compile_it, name="sqlite-cells prepare check", daemon=True).start()
+    except RuntimeError as exc:  # no thread to be had: the statement's time cannot be bounded
+        raise ExecError(
+            decl.db_id,
+            sql,
+            f"the statement ({len(sql):,} characters) is prepared on a thread of its own before "
+            f"it is recorded, to keep exec_timeout, and this process may start no more threads "
+            f"({exc}: the system's limit on threads or processes); close runtimes no longer "
+            "used or raise the limit, then try again",
+            rolled_back=False,
+        ) from exc
     if not done.wait(timeout):
         raise ExecTimeout(
             decl.db_id,

@@ -128,3 +128,43 @@ def test_a_source_query_runs_without_its_watcher_thread_and_the_runtime_closes(
         "changed": [{"x": 1}, {"x": 2}, {"x": 3}],
         "closed": True,
     }
+
+
+LONG_WRITE_AND_COMMAND_READ = r"""
+import contextlib, io, json, sys
+import sqlite_cells as sc
+from sqlite_cells.cli._cli import main
+
+out = {}
+with sc.Runtime(sys.argv[1]) as rt:
+    space = rt.space("demo")
+    db = space.sqlite_database("x", tables={"t": sc.table(a="integer", b="text")})
+    with space.transact():
+        db.exec("INSERT INTO t (a) VALUES (1)")
+    no_more_threads()
+    # A statement this long is prepared on a thread of its own before it is recorded (R44).
+    long = "INSERT INTO t (a, b) VALUES (2, '" + "x" * 20_000 + "')"
+    with space.transact():
+        try:
+            db.exec(long)
+        except sc.SqliteCellsError as exc:
+            said = str(exc)
+            out["long"] = [type(exc).__name__, "no more threads" in said, "nothing was" in said]
+        db.exec("INSERT INTO t (a) VALUES (3)")  # the transaction is still usable
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        out["query"] = main(["query", sys.argv[1], "demo", "x", "SELECT a FROM t"])
+    out["said"] = err.getvalue()
+    threads_again()
+    out["rows"] = db.read("SELECT a FROM t ORDER BY a")
+print(json.dumps(out))
+"""
+
+
+def test_a_long_write_or_a_command_read_without_a_thread_says_so(tmp_path: Path) -> None:
+    out = run_child(LONG_WRITE_AND_COMMAND_READ, str(tmp_path / "store"))
+    assert out["long"] == ["ExecError", True, True]
+    assert out["rows"] == [{"a": 1}, {"a": 3}]
+    assert out["query"] == 1
+    said = str(out["said"])
+    assert "QueryError" in said and "no more threads" in said and "internal error" not in said
