@@ -170,6 +170,15 @@ def commit_error(
             "files, a failing disk); nothing of it is visible: free space or check the disk, "
             "then try again"
         )
+    elif isinstance(exc, MemoryError | apsw.NoMemError):
+        # SQLite's or Python's: the commit's values and changes are held in memory until it ends.
+        error = DatabaseError(
+            f"space {space_id!r}: the commit ran out of memory ({type(exc).__name__}"
+            f"{': ' + str(exc) if str(exc) else ''}); nothing of it is visible: this process may "
+            "use no more memory for it (its values and changes are held in memory until it "
+            "ends): write less per transaction (smaller values, fewer rows), free memory, or "
+            "raise the process's memory limit, then try again"
+        )
     elif isinstance(exc, apsw.Error):
         # (Another SQLite error of a file the commit writes: DatabaseError, as when it cannot
         # be opened.)

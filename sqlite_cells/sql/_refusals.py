@@ -38,6 +38,11 @@ _ADVICE: dict[type[apsw.Error], str] = {
         "a value, or the statement's own text (a long literal or comment), is over SQLite's "
         "length limit: store or ask for less at once"
     ),
+    apsw.NoMemError: (
+        "this process had no memory left for the statement (its values, its rows, or the work "
+        "it asks of SQLite): write or ask for less at once, free memory, or raise the "
+        "process's memory limit"
+    ),
     apsw.FullError: (
         "the disk holding the file (or SQLite's temporary files) is full: free space, then try "
         "again"

@@ -54,3 +54,15 @@ def test_a_log_ending_at_the_largest_seq_refuses_the_next_commit_naming_the_file
             assert f"the log of the space file {path} ends at seq {2**63 - 1}" in message
             assert "restore the space file from a backup" in message
             assert c.get() == 1
+
+
+@pytest.mark.parametrize("raised", [MemoryError(), apsw.NoMemError("out of memory")])
+def test_a_commit_out_of_memory_says_so_and_what_to_do(raised: BaseException) -> None:
+    """Errors: Python's MemoryError at commit (building a changeset, a record) reached the
+    caller raw, and SQLite's said "check the disk"."""
+    error = commit_error(raised, "demo")
+    assert isinstance(error, sc.DatabaseError) and error.__cause__ is raised
+    message = str(error)
+    assert message.startswith("space 'demo': the commit ran out of memory")
+    assert "nothing of it is visible" in message and "check the disk" not in message
+    assert "write less per transaction" in message and "memory limit" in message

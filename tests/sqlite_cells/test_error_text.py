@@ -4,6 +4,7 @@ statement neither a read nor a write (``EXPLAIN``) is not sent to the other call
 
 from __future__ import annotations
 
+import apsw
 import pytest
 
 import sqlite_cells as sc
@@ -386,3 +387,13 @@ def test_exec_many_names_no_row_for_a_statement_sqlite_cannot_prepare(
     with pytest.raises(ExecError) as caught, space.transact():
         db.exec_many("INSERT INTO no_such_table (id) VALUES (?)", [[1], [2]])
     assert "no such table" in str(caught.value) and "row" not in str(caught.value)
+
+
+def test_sqlite_out_of_memory_in_a_statement_says_what_to_do() -> None:
+    """Errors: a write SQLite ran out of memory for said only "out of memory (SQLite's
+    SQLITE_NOMEM)"."""
+    from sqlite_cells.sql._refusals import sqlite_refusal
+
+    said = sqlite_refusal(apsw.NoMemError("out of memory"))
+    assert said.startswith("out of memory (SQLite's ")
+    assert "no memory left for the statement" in said and "memory limit" in said
