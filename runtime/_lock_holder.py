@@ -24,6 +24,8 @@ import functools
 import threading
 from typing import TYPE_CHECKING, Any
 
+from sqlite_cells.codec import SqliteCellsError
+
 if TYPE_CHECKING:
     from sqlite_cells.runtime._space_file import SpaceFile
     from sqlite_cells.runtime._tx import Transaction
@@ -46,7 +48,16 @@ class LockHolder:
         self._job: tuple[Transaction, contextvars.Context, asyncio.Future[int]] | None = None
         self._gone = False  # the lock was let go (or never taken): nothing more is committed
         self._entered: asyncio.Future[None] = self._loop.create_future()
-        threading.Thread(target=self._hold, name="sqlite-cells-lock-holder", daemon=True).start()
+        holder = threading.Thread(target=self._hold, name="sqlite-cells-lock-holder", daemon=True)
+        try:
+            holder.start()
+        except RuntimeError as exc:  # (the system's limit on threads or processes)
+            raise SqliteCellsError(
+                f"space {space.space_id!r}: an async handler that kept conflicting tries again "
+                "holding the space's write lock, from a thread of its own, and this process may "
+                f"start no more threads ({exc}); nothing of this try was committed: close "
+                "runtimes no longer used or raise the limit on threads, then call it again"
+            ) from exc
 
     async def held(self) -> None:
         """Return once the lock is held (the space caught up with every commit); raise what

@@ -168,3 +168,64 @@ def test_a_long_write_or_a_command_read_without_a_thread_says_so(tmp_path: Path)
     assert out["query"] == 1
     said = str(out["said"])
     assert "QueryError" in said and "no more threads" in said and "internal error" not in said
+
+
+# The body's first three tries each meet a commit another thread makes between their read and
+# their commit; the fourth holds the space's write lock from a thread of its own (§3).
+ASYNC_HANDLER_AFTER_CONFLICTS = r"""
+import asyncio, json, queue, sys, threading
+import sqlite_cells as sc
+
+out = {}
+rt = sc.Runtime(sys.argv[1])
+space = rt.space("demo")
+c, o = space.cell("c", default=0), space.cell("o", default=0)
+asked, done = queue.Queue(), queue.Queue()
+
+def writer():
+    while asked.get():
+        with space.transact():
+            c.set(c.get() + 100)
+        done.put(True)
+
+threading.Thread(target=writer, daemon=True).start()
+tries = []
+
+@sc.handler
+async def bump(*, cell, into):
+    tries.append(1)
+    value = cell.get()
+    if len(tries) <= 3:
+        asked.put(True)
+        done.get()
+        if len(tries) == 3:
+            no_more_threads()
+    into.set(value + 1)
+
+async def main():
+    try:
+        await bump(cell=c, into=o)
+        out["first"] = "committed"
+    except sc.SqliteCellsError as exc:
+        out["first"] = [type(exc).__name__, "no more threads" in str(exc)]
+    out["o"] = o.get()
+    threads_again()
+    tries.extend([1] * 3)  # (no more conflicts made)
+    out["again"] = await bump(cell=c, into=o) > 0
+    out["after"] = [o.get(), c.get()]
+
+asyncio.run(main())
+asked.put(False)
+rt.close()
+print(json.dumps(out))
+"""
+
+
+def test_an_async_handler_that_cannot_start_its_lock_holder_says_so(tmp_path: Path) -> None:
+    out = run_child(ASYNC_HANDLER_AFTER_CONFLICTS, str(tmp_path / "store"))
+    assert out == {
+        "first": ["SqliteCellsError", True],
+        "o": 0,
+        "again": True,
+        "after": [301, 300],
+    }
