@@ -901,7 +901,10 @@ class LiveQueries:
 
         timer = threading.Timer(lag_delay(attempt), fire)
         timer.daemon = True
-        timer.start()
+        try:
+            timer.start()
+        except RuntimeError:  # no thread to be had: read again at once, without the back-off
+            fire()
 
     def _delivery(
         self, decl: Declaration, file: SpaceFile, count: int, unit: Work

@@ -416,6 +416,29 @@ def test_a_live_query_of_a_file_left_behind_by_a_killed_writer_shows_its_commit(
     assert reopened.before.watermark == reopened.before.space_seq == 3
 
 
+def test_a_file_left_behind_is_read_again_when_no_back_off_timer_can_start(
+    forks: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The re-read after a back-off of a query whose file lagged its space: when the back-off's
+    timer thread cannot start, the query is read again at once. The timer's start raised on the
+    scheduler thread and the re-read ``settle()`` waits for was never finished."""
+
+    class NoThread(threading.Timer):
+        def start(self) -> None:
+            raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(live_module.threading, "Timer", NoThread)
+    store = _fresh(tmp_path, "s")
+    with sc.Runtime(store, poll_interval=0.01) as rt:
+        db = rt.space(ck.SPACE).sqlite_database(ck.DB, tables=ck.TABLES)
+        q = db.query("SELECT n FROM events ORDER BY id")
+        rt.settle()
+        _kill_between_the_commits(forks, store, db, live=True)
+        _until(lambda: q.get().seq == 3)
+        assert rt.settle(timeout=30)
+        assert q.get().result == [{"n": 1}, {"n": 2}, {"n": 3}] and q.get().seq == 3
+
+
 def test_a_read_of_a_file_left_behind_by_a_killed_writer_shows_its_commit(
     forks: Any, tmp_path: Path
 ) -> None:
