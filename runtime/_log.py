@@ -4,6 +4,8 @@ program may have written the file)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import apsw
 
 from sqlite_cells.codec import EncodingError, decode_record
@@ -44,17 +46,41 @@ def compaction_point(conn: apsw.Connection) -> int:
     return stored_int(row[0], "the log's compaction point") if row is not None else 0
 
 
-def compact_log(conn: apsw.Connection, *, keep: int, keep_per_target: int) -> int:
+def compact_log(
+    conn: apsw.Connection,
+    *,
+    keep: int,
+    keep_per_target: int,
+    ends: Callable[[str], bool] = lambda kind: False,
+) -> int:
     """Remove the log records older than the newest ``keep`` (at least the newest one is always
     kept: it holds the space's last seq), except the newest ``keep_per_target`` records of each
-    op target; ids that only the removed records named go to ``_cf_named``. Runs inside the
-    caller's write transaction; returns the new compaction point."""
+    op target — and of a target whose last op ends it (``ends(kind)``: a dropped database),
+    only that op's record; ids that only the removed records named go to ``_cf_named``. Runs
+    inside the caller's write transaction; returns the new compaction point."""
     done = compaction_point(conn)
     upto = last_seq(conn) - max(keep, 1)
     if upto <= done:
         return done
     targets: dict[str, int] = {}  # op target -> the newest seq of its removed records
     written: dict[str, int] = {}  # cell id -> the newest removed record that wrote it
+    # A target ended by an op old enough to compact gets no op again: nothing replays its older
+    # ones. Each target's newest op is looked at once, by the compaction that passes its seq.
+    ended = conn.execute(
+        "SELECT target, max(seq) FROM _cf_op_index GROUP BY target "
+        "HAVING count(*) > 1 AND max(seq) > ? AND max(seq) <= ?",
+        (done, upto),
+    ).fetchall()
+    for target, last in ended:
+        if not _ends(conn, str(target), stored_int(last, "a seq of the op index"), ends):
+            continue
+        gone = conn.execute(
+            "SELECT max(seq) FROM _cf_op_index WHERE target = ? AND seq < ?", (target, last)
+        ).fetchone()
+        if gone is None or gone[0] is None:
+            continue
+        conn.execute("DELETE FROM _cf_op_index WHERE target = ? AND seq < ?", (target, last))
+        targets[str(target)] = int(gone[0])
     per_target = max(keep_per_target, 1)
     # Only a target with more records than it keeps, some of them old enough, loses any.
     old = [
@@ -100,6 +126,22 @@ def compact_log(conn: apsw.Connection, *, keep: int, keep_per_target: int) -> in
         (upto,),
     )
     return upto
+
+
+def _ends(conn: apsw.Connection, target: str, seq: int, ends: Callable[[str], bool]) -> bool:
+    """Whether every op on ``target`` of the record ``seq`` is of a kind that ends it (False
+    when the record cannot be read: its target's records are then kept, as any other's)."""
+    row = conn.execute(
+        f"SELECT {stored_json_column('record')} FROM _cf_log WHERE seq = ?", (seq,)
+    ).fetchone()
+    if row is None:
+        return False
+    try:
+        record = decode_record(row[0], where=f"of seq {seq} in space file {conn.filename}")
+    except EncodingError:
+        return False
+    kinds = {op.kind for op in record.ops if op.target == target}
+    return bool(kinds) and all(ends(kind) for kind in kinds)
 
 
 def log_head(conn: apsw.Connection, seq: int, schema: str = "main") -> int | None:

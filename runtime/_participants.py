@@ -42,6 +42,11 @@ class CommitParticipant(Protocol):
        ``commit_failed(ops, exc)`` is called for every participant that applied an op, before the
        error reaches the caller; it must not raise. If it succeeds, ``committed(ops, seq)`` is
        called (it must not raise either).
+
+    Optional: ``ends_target = True`` on a participant whose op is the last its target ever has
+    (e.g. a drop: nothing applies an op to that target after it). Log compaction then keeps,
+    of a target whose newest op is one of these, only that op's record, instead of the newest
+    records a target keeps for replay; the ids go to ``_cf_named`` as for any removed record.
     """
 
     @property

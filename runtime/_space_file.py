@@ -14,10 +14,11 @@ to the cache and handed to the runtime's scheduler in seq order, after it is dur
 The committed-value cache is a bounded LRU: it only mirrors committed rows, so a miss re-reads
 ``_cf_cells``. The log is compacted by the writer right after a commit, every ``compact_every``
 commits: records older than the newest ``compact_keep`` go, except the newest ``keep_per_target``
-records of each op target (what crash reconciliation replays, R71). A runtime whose last seen seq
-is older than the compaction point cannot replay what it missed; it re-reads the cells written
-since from ``_cf_cells`` and publishes them as synthetic events whose ops (made by ``whole_op``)
-say "this target changed as a whole".
+records of each op target (what crash reconciliation replays, R71) — of a target whose last op
+ended it (a participant's ``ends_target``: a drop), only that op's record. A runtime whose last
+seen seq is older than the compaction point cannot replay what it missed; it re-reads the cells
+written since from ``_cf_cells`` and publishes them as synthetic events whose ops (made by
+``whole_op``) say "this target changed as a whole".
 """
 
 from __future__ import annotations
@@ -1824,9 +1825,22 @@ class SpaceFile:
         """Compact in a transaction of its own (write lock held), then give freed pages back."""
         with _immediate(conn):
             self._compacted = compact_log(
-                conn, keep=self.compact_keep, keep_per_target=self.keep_per_target
+                conn,
+                keep=self.compact_keep,
+                keep_per_target=self.keep_per_target,
+                ends=self._ends_target,
             )
         conn.execute("PRAGMA incremental_vacuum").fetchall()
+
+    def _ends_target(self, kind: str) -> bool:
+        """Whether an op of ``kind`` is the last its target ever has (its participant's optional
+        ``ends_target``, see :class:`CommitParticipant`); False for a kind no participant
+        handles here (another program's op)."""
+        try:
+            participant = self._participant(kind)
+        except SqliteCellsError:
+            return False
+        return getattr(participant, "ends_target", False) is True
 
     # -- lifecycle -----------------------------------------------------------------------------
 

@@ -319,6 +319,11 @@ def database_seq(space_conn: apsw.Connection, db_id: str) -> int:
             return last
         row = space_conn.execute(_BEFORE_SQL, (db_id, last)).fetchone()
         before = row[0] if row is not None else None
+        if before is None:
+            # Compaction keeps only the drop of a dropped database: ``_cf_named`` holds the
+            # newest seq it removed, the last write before the drop.
+            row = space_conn.execute(_COMPACTED_SQL, (db_id, last)).fetchone()
+            before = row[0] if row is not None else None
     else:
         seqs = sorted(
             (seq for target, seq in op_targets_by_seq(space_conn) if target == db_id),
@@ -336,6 +341,8 @@ def database_seq(space_conn: apsw.Connection, db_id: str) -> int:
 
 # The last seq before another whose ops name a target.
 _BEFORE_SQL = "SELECT max(seq) FROM _cf_op_index WHERE target = ? AND seq < ?"
+# The newest seq compaction removed of a target's records, when it is before another.
+_COMPACTED_SQL = "SELECT seq FROM _cf_named WHERE id = ? AND seq < ?"
 
 
 def _dropped_at(space_conn: apsw.Connection, db_id: str, seq: int) -> bool:

@@ -181,3 +181,48 @@ def test_cell_writes_made_at_commit_are_stored_published_and_never_conflict(
         assert row is not None
         writes = msgspec.json.decode(row[0])[1]
         assert writes == [[counter.id, 3]]
+
+
+class _Ending(FakeParticipant):
+    """An op that is the last its target ever has (a drop, for the database cells)."""
+
+    kind = "end"
+    ends_target = True
+
+
+def test_compaction_keeps_only_the_op_that_ended_a_target(tmp_path: Path) -> None:
+    """A target whose newest op ends it keeps that op's record alone once compaction passes it;
+    its removed history goes to ``_cf_named``. A target still in use keeps its newest records."""
+    with runtime.Runtime(tmp_path) as rt:
+        rt.register_participant(FakeParticipant())
+        rt.register_participant(_Ending())
+        space = rt.space("demo")
+        space.file.compact_keep = space.file.compact_every = 2
+        space.file.keep_per_target = 3
+        seqs: dict[str, list[int]] = {"gone": [], "kept": []}
+        for n in range(5):
+            for target in seqs:
+                with space.transact() as tx:
+                    tx.add_op(space.file, runtime.PendingOp("fake", target, f"{target}{n}"))
+                seqs[target].append(tx.seq)
+        with space.transact() as tx:
+            tx.add_op(space.file, runtime.PendingOp("end", "gone", "end"))
+        end = tx.seq
+        for n in range(6):
+            with space.transact():
+                space.cell("other").set(n)
+        with space.file.write_connection() as conn:
+            index = {
+                t: [
+                    int(s)
+                    for (s,) in conn.execute(
+                        "SELECT seq FROM _cf_op_index WHERE target = ? ORDER BY seq", (t,)
+                    )
+                ]
+                for t in seqs
+            }
+            logged = {int(s) for (s,) in conn.execute("SELECT seq FROM _cf_log")}
+            named = dict(conn.execute("SELECT id, seq FROM _cf_named").fetchall())
+        assert index == {"gone": [end], "kept": seqs["kept"][-3:]}
+        assert end in logged and not logged & set(seqs["gone"])
+        assert named == {"gone": seqs["gone"][-1], "kept": seqs["kept"][-4]}

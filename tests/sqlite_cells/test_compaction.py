@@ -218,3 +218,68 @@ def test_a_runtime_behind_the_compaction_point_reruns_its_live_queries(store: Pa
         assert counts[-1] == [{"c": 9}]
         assert space.cell("counter").get() == 9
         assert space.file.seen_seq == last_seq(_space_conn(store))
+
+
+def test_compaction_lets_go_of_the_records_of_a_dropped_database(store: Path) -> None:
+    """A dropped database is written no more: compaction keeps only its drop (the log used to
+    keep its newest ``keep_per_target`` records, changesets included, for every database ever
+    dropped). ``inspect`` still finds its last write, gc still gives its file up (R74), its
+    name still says it was dropped, and a database declared after it has its own records."""
+    rt, live, counter = _open(store)
+    space = rt.space("demo")
+    dropped: list[tuple[sc.SqliteDb, list[int], int]] = []
+    for i in range(3):
+        db = space.sqlite_database(f"tmp{i}", tables=TABLES)
+        writes = [_write(db, counter, n) for n in range(5)]
+        with space.transact() as tx:
+            db.drop()
+        assert tx.seq is not None
+        dropped.append((db, writes, tx.seq))
+    live_writes = [_write(live, counter, n) for n in range(5)]
+    for n in range(6):
+        _plain(space, n)
+    rt.close()
+    conn = _space_conn(store)
+    try:
+        logged = {int(s) for (s,) in conn.execute("SELECT seq FROM _cf_log")}
+        named = dict(conn.execute("SELECT id, seq FROM _cf_named").fetchall())
+    finally:
+        conn.close()
+    for db, writes, drop in dropped:
+        assert _db_seqs(store, db.id)[0] == [drop]
+        assert drop in logged and not logged & set(writes)
+        assert named[db.id] == writes[-1]
+    assert _db_seqs(store, live.id)[0] == live_writes[-3:]
+    infos = {d.id: d for s in inspect_store(store).spaces for d in s.databases}
+    for db, writes, _ in dropped:
+        info = infos[db.id]
+        assert info.dropped and info.last_write_seq == info.watermark == writes[-1]
+    (outcome,) = sc_files.check_store(store, repair=False)
+    assert outcome.db_id == live.id and outcome.action is Action.IN_SYNC
+    paths = sorted(db.path for db, _, _ in dropped)
+    found = sc_files.find_garbage(store)
+    assert sorted(g.path for g in found) == paths and all(g.dropped for g in found)
+    assert sorted(sc_files.collect_garbage(store, remove=True)) == paths
+    assert not any(p.exists() for p in paths) and live.path.exists()
+    rt, live, counter = _open(store)
+    with rt:
+        space = rt.space("demo")
+        again = space.sqlite_database("tmp0", tables=TABLES)
+        try:
+            with space.transact():
+                again.exec("INSERT INTO events (n) VALUES (1)")
+            raise AssertionError("wrote a dropped database")
+        except sc_files.DatabaseDropped as exc:
+            assert "was dropped" in str(exc)
+        assert not again.path.exists()
+        new = space.sqlite_database("tmp3", tables=TABLES)
+        seqs = [_write(new, counter, n) for n in range(4)]
+    kept = _db_seqs(store, new.id)[0]
+    assert kept[-3:] == seqs[-3:] and set(kept) <= set(seqs)  # its own records, none of tmp0's
+    undo_last_commits_in_file(new.path, keep_seq=seqs[-2])
+    rt, live, counter = _open(store)
+    with rt:
+        new = rt.space("demo").sqlite_database("tmp3", tables=TABLES)
+        outcome = rt.reconcile(new.declaration)
+        assert outcome.action is Action.REPLAYED and outcome.commits == 1
+        assert new.read("SELECT count(*) AS c FROM events") == [{"c": 4}]
