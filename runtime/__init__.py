@@ -64,8 +64,10 @@ from sqlite_cells.runtime._lock_wait import lock_waits as lock_waits
 from sqlite_cells.runtime._lock_wait import lock_waits_given_up as lock_waits_given_up
 from sqlite_cells.runtime._lock_wait import set_lock_wait as set_lock_wait
 from sqlite_cells.runtime._lock_wait import wait_for_locks as wait_for_locks
+from sqlite_cells.runtime._log import TARGET_BYTES as TARGET_BYTES
 from sqlite_cells.runtime._log import last_seq as last_seq
 from sqlite_cells.runtime._log import log_head as log_head
+from sqlite_cells.runtime._log import op_targets as op_targets
 from sqlite_cells.runtime._marks import forget as forget_marks
 from sqlite_cells.runtime._marks import unchanged_since as unchanged_since
 from sqlite_cells.runtime._moved_files import QUARANTINE_DIR as QUARANTINE_DIR
@@ -180,6 +182,7 @@ __all__ = [
     "SPACE_FILES",
     "SPACE_TABLES",
     "STORE_ENV",
+    "TARGET_BYTES",
     "TOO_BIG_ADVICE",
     "Cell",
     "CommitEvent",
@@ -240,6 +243,7 @@ __all__ = [
     "note_taken",
     "observe_node",
     "odd_kind",
+    "op_targets",
     "op_targets_by_seq",
     "opened_file",
     "out_of_files",

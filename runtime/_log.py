@@ -4,7 +4,8 @@ program may have written the file)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Final
 
 import apsw
 
@@ -17,8 +18,10 @@ __all__ = [
     "compaction_point",
     "last_seq",
     "log_head",
+    "op_targets",
     "shown_stored",
     "stored_int",
+    "stored_text_id",
 ]
 
 _KINDS = {int: "the integer", float: "the real number", str: "the text", bytes: "the blob"}
@@ -41,9 +44,53 @@ def last_seq(conn: apsw.Connection) -> int:
 
 
 def compaction_point(conn: apsw.Connection) -> int:
-    """The seq up to which the log behind ``conn`` may have lost records (0: none lost)."""
-    row = conn.execute("SELECT value FROM _cf_meta WHERE key = 'compacted'").fetchone()
-    return stored_int(row[0], "the log's compaction point") if row is not None else 0
+    """The seq up to which the log behind ``conn`` may have lost records (0: none lost). It only
+    tells when to compact next, so a value another program wrote there is refused with advice
+    to delete the row (text as its bytes: text that is not UTF-8 is refused as such, naming the
+    row, not as apsw's raw decoding error)."""
+    row = conn.execute(
+        f"SELECT {stored_json_column('value')} FROM _cf_meta WHERE key = 'compacted'"
+    ).fetchone()
+    if row is None:
+        return 0
+    return stored_int(
+        row[0],
+        "the log's compaction point (the _cf_meta row 'compacted')",
+        remedy=(
+            "delete that row with another tool (it only records how far the log was compacted: "
+            "the next compaction writes it again), or restore the space file from a backup"
+        ),
+        text_as_bytes=True,
+        file=conn.filename,
+    )
+
+
+def op_targets(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    """The rows of a scan of ``_cf_op_index`` whose first column is a target selected with
+    :data:`TARGET_BYTES`, each as (target, the other columns). A target that is not UTF-8 text
+    (another program's row: every id the runtime writes is ASCII, so no database has it) is
+    skipped, as a scan of the cells skips such an id, instead of failing the whole scan in
+    apsw's decoding; a database whose row it replaced is missed by the index, which its check
+    finds and rebuilds from the log (R71)."""
+    for raw, *rest in rows:
+        target = stored_text_id(raw)
+        if target is not None:
+            yield target, tuple(rest)
+
+
+# An op target, text as its bytes (see ``op_targets``).
+TARGET_BYTES: Final = "CASE typeof(target) WHEN 'text' THEN CAST(target AS BLOB) END"
+
+
+def stored_text_id(raw: object) -> str | None:
+    """An id read as bytes by a scan, as text; None for a row another program wrote whose id
+    is no UTF-8 text (no runtime can name it)."""
+    if type(raw) is not bytes:
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def compact_log(
@@ -66,13 +113,15 @@ def compact_log(
     written: dict[str, int] = {}  # cell id -> the newest removed record that wrote it
     # A target ended by an op old enough to compact gets no op again: nothing replays its older
     # ones. Each target's newest op is looked at once, by the compaction that passes its seq.
-    ended = conn.execute(
-        "SELECT target, max(seq) FROM _cf_op_index GROUP BY target "
-        "HAVING count(*) > 1 AND max(seq) > ? AND max(seq) <= ?",
-        (done, upto),
-    ).fetchall()
-    for target, last in ended:
-        if not _ends(conn, str(target), stored_int(last, "a seq of the op index"), ends):
+    ended = op_targets(
+        conn.execute(
+            f"SELECT {TARGET_BYTES}, max(seq) FROM _cf_op_index GROUP BY target "
+            "HAVING count(*) > 1 AND max(seq) > ? AND max(seq) <= ?",
+            (done, upto),
+        ).fetchall()
+    )
+    for target, (last,) in ended:
+        if not _ends(conn, target, stored_int(last, "a seq of the op index"), ends):
             continue
         gone = conn.execute(
             "SELECT max(seq) FROM _cf_op_index WHERE target = ? AND seq < ?", (target, last)
@@ -80,14 +129,17 @@ def compact_log(
         if gone is None or gone[0] is None:
             continue
         conn.execute("DELETE FROM _cf_op_index WHERE target = ? AND seq < ?", (target, last))
-        targets[str(target)] = int(gone[0])
+        targets[target] = int(gone[0])
     per_target = max(keep_per_target, 1)
     # Only a target with more records than it keeps, some of them old enough, loses any.
     old = [
-        str(target)
-        for (target,) in conn.execute(
-            "SELECT target FROM _cf_op_index GROUP BY target HAVING count(*) > ? AND min(seq) <= ?",
-            (per_target, upto),
+        target
+        for target, _ in op_targets(
+            conn.execute(
+                f"SELECT {TARGET_BYTES} FROM _cf_op_index "
+                "GROUP BY target HAVING count(*) > ? AND min(seq) <= ?",
+                (per_target, upto),
+            )
         )
     ]
     for target in old:
@@ -168,14 +220,29 @@ def log_head(conn: apsw.Connection, seq: int, schema: str = "main") -> int | Non
     return record_hash(found)
 
 
-def stored_int(value: object, what: str) -> int:
+def stored_int(
+    value: object,
+    what: str,
+    *,
+    remedy: str = "run `sqlite-cells check` and restore the space file from a backup",
+    text_as_bytes: bool = False,
+    file: str = "",
+) -> int:
     """``value``, an integer the runtime wrote into a space file; anything else there (another
-    program wrote it) is an :class:`EncodingError` saying ``what`` it should be, never a raw
-    ``ValueError``."""
+    program wrote it) is an :class:`EncodingError` saying ``what`` it should be and ``remedy``,
+    never a raw ``ValueError``. ``text_as_bytes``: the value was selected with
+    ``stored_json_column``, so bytes are text (which may not be UTF-8); ``file``: the space
+    file's path, when known."""
     if type(value) is int:
         return value
+    shown = shown_stored(value)
+    if text_as_bytes and type(value) is bytes:
+        try:
+            shown = shown_stored(value.decode("utf-8"))
+        except UnicodeDecodeError:
+            shown = f"text that is not valid UTF-8 (x'{value[:32].hex()}')"
+    where = f"space file {file}" if file else "the space file"
     raise EncodingError(
-        f"{what} in the space file is {shown_stored(value)}, not an integer: sqlite-cells did not "
-        "write it, or the file is damaged; nothing was done: run `sqlite-cells check` and restore "
-        "the space file from a backup"
+        f"{what} in {where} is {shown}, not an integer: sqlite-cells did not "
+        f"write it, or the file is damaged; nothing was done: {remedy}"
     )

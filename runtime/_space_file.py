@@ -79,11 +79,14 @@ from sqlite_cells.runtime._lock_wait import (
     set_lock_wait,
 )
 from sqlite_cells.runtime._log import (
+    TARGET_BYTES,
     compact_log,
     compaction_point,
     last_seq,
+    op_targets,
     shown_stored,
     stored_int,
+    stored_text_id,
 )
 from sqlite_cells.runtime._marks import mark, unchanged_since
 from sqlite_cells.runtime._moved_files import set_aside, wal_state
@@ -189,7 +192,7 @@ SPACE_COLUMNS: Final = {
 SPACE_TABLES = frozenset(SPACE_COLUMNS)
 # Every table the schema above makes (a file of the current format holds them all).
 _SCHEMA_TABLES: Final = frozenset(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", _SCHEMA))
-_TARGETS_SQL = "SELECT DISTINCT target FROM _cf_op_index"
+_TARGETS_SQL = f"SELECT DISTINCT {TARGET_BYTES} FROM _cf_op_index"
 _NO_FILE: Final = object()  # what _fetch_one reads of a space without a file
 # What a read of a space whose file was replaced is told (see SpaceFile.catch_up).
 _NOT_READ: Final = (
@@ -545,7 +548,7 @@ class SpaceFile:
                 try:
                     # (Damage met here is the file's too: said as any other, R71, Errors.)
                     with translated(f"space file {self.path}"):
-                        targets = frozenset(str(t) for (t,) in reader.execute(_TARGETS_SQL))
+                        targets = frozenset(t for t, _ in op_targets(reader.execute(_TARGETS_SQL)))
                 except BaseException:
                     reader.close()
                     writer.close()
@@ -1723,10 +1726,13 @@ class SpaceFile:
         log's last seq; each holds the cells whose rev falls in its span."""
         last = last_seq(conn)
         targets = sorted(
-            (int(seq), str(target))
-            for target, seq in conn.execute(
-                "SELECT target, max(seq) FROM _cf_op_index GROUP BY target HAVING max(seq) > ?",
-                (seen,),
+            (int(seq), target)
+            for target, (seq,) in op_targets(
+                conn.execute(
+                    f"SELECT {TARGET_BYTES}, max(seq) FROM _cf_op_index "
+                    "GROUP BY target HAVING max(seq) > ?",
+                    (seen,),
+                )
             )
         )
         stops = sorted({seq for seq, _ in targets} | {last})
@@ -1737,7 +1743,7 @@ class SpaceFile:
             if op is not None:
                 ops[bisect.bisect_left(stops, seq)].append(op)
         for raw_id, data, rev in conn.execute(_CELLS_SINCE_SQL, (seen,)):
-            cell_id = _stored_id(raw_id)
+            cell_id = stored_text_id(raw_id)
             if cell_id is None:  # another program's row: no cell of any runtime has that id
                 log.warning(
                     "space %r: skipped a cell row whose id %r is not UTF-8 text",
@@ -2082,17 +2088,6 @@ def _read_txn(conn: apsw.Connection) -> Iterator[None]:
         yield
     finally:
         conn.execute("COMMIT")
-
-
-def _stored_id(raw: object) -> str | None:
-    """A cell id read as bytes by a scan, as text; None for a row another program wrote whose id
-    is no UTF-8 text (no runtime can name that cell)."""
-    if type(raw) is not bytes:
-        return None
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
 
 
 # A space file's companions SQLite keeps while the file is open, and what each one is.

@@ -76,9 +76,11 @@ from sqlite_cells.runtime import (
     DAMAGED_SPACE_ADVICE,
     FORMAT_VERSION,
     SPACE_FILES,
+    TARGET_BYTES,
     interrupts_held,
     is_current_format,
     odd_kind,
+    op_targets,
     op_targets_by_seq,
     readable_format,
     remove_unused,
@@ -1538,7 +1540,12 @@ def _written_databases(conn: apsw.Connection) -> set[str]:
     """Ids of the databases the space's log shows written, and of the live handles it holds."""
     found = set(owned_databases(conn))
     if is_current_format(conn):
-        found.update(str(t) for (t,) in conn.execute("SELECT DISTINCT target FROM _cf_op_index"))
+        found.update(
+            t
+            for t, _ in op_targets(
+                conn.execute(f"SELECT DISTINCT {TARGET_BYTES} FROM _cf_op_index")
+            )
+        )
     else:
         found.update(target for target, _ in op_targets_by_seq(conn))
     return found

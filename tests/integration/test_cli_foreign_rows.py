@@ -14,6 +14,7 @@ import apsw
 import pytest
 
 import sqlite_cells as sc
+from sqlite_cells.codec import EncodingError
 from sqlite_cells.schema import db_file_name
 
 from ..conftest import run_cli, written_once
@@ -429,3 +430,52 @@ def test_link_text_with_a_key_given_twice_is_shown_as_the_text_it_is(store: Path
     one, two = done.stdout.splitlines()[2:4]
     assert one.split() == ["1", "→", "bob", '"Bob"']
     assert two.split() == ["2", text]
+
+
+def test_an_op_index_target_not_utf8_is_skipped_and_the_index_rebuilt(store: Path) -> None:
+    """A row of the space file's op index whose target is text that is not UTF-8 names no
+    database (every id is ASCII): scans skip it instead of failing in apsw's decoding; the
+    database whose row it replaced is found missing from the index, which `check --repair`
+    (or a runtime's first use) rebuilds from the log."""
+    space_file = _store_with_space_row(
+        store, "UPDATE _cf_op_index SET target = CAST(x'ff' AS TEXT)"
+    )
+    conn = apsw.Connection(str(space_file))
+    conn.execute("INSERT INTO _cf_op_index (target, seq) VALUES (CAST(x'feff' AS TEXT), 1)")
+    conn.close()
+    for command, *rest in _EVERY_COMMAND:
+        done = run_cli(command, str(store), *rest)
+        said = done.stdout + done.stderr
+        assert "not valid UTF-8" not in said and "internal error" not in said, (command, said)
+    done = run_cli("check", str(store))
+    assert done.returncode == 0, done.stdout + done.stderr  # rebuilt by `check --repair` above
+    assert "in sync" in done.stdout
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables={"t": sc.table(x="integer")})
+        with space.transact():
+            db.exec("INSERT INTO t (x) VALUES (2)")
+        assert db.read("SELECT x FROM t ORDER BY x") == [{"x": 1}, {"x": 2}]
+        space.file.compact_keep, space.file.keep_per_target = 1, 1
+        assert space.file.compact() == 1  # compaction scans the index too
+
+
+def test_a_compaction_point_not_utf8_names_its_row_and_what_to_do(store: Path) -> None:
+    space_file = _store_with_space_row(
+        store, "INSERT INTO _cf_meta (key, value) VALUES ('compacted', CAST(x'ff' AS TEXT))"
+    )
+    with pytest.raises(EncodingError) as caught, sc.Runtime(store) as rt:
+        rt.space("demo")
+    assert str(caught.value).startswith(
+        f"the log's compaction point (the _cf_meta row 'compacted') in space file {space_file} "
+        "is text that is not valid UTF-8 (x'ff'), not an integer"
+    )
+    assert "delete that row with another tool" in str(caught.value)
+    conn = apsw.Connection(str(space_file))  # what the message says to do
+    conn.execute("DELETE FROM _cf_meta WHERE key = 'compacted'")
+    conn.close()
+    with sc.Runtime(store) as rt:
+        db = rt.space("demo").sqlite_database("chat", tables={"t": sc.table(x="integer")})
+        with rt.space("demo").transact():
+            db.exec("INSERT INTO t (x) VALUES (2)")
+        assert db.read("SELECT x FROM t ORDER BY x") == [{"x": 1}, {"x": 2}]
