@@ -982,15 +982,20 @@ def _behind_the_file(
     any other failure."""
     if not plan.file:
         return None
+    undeclared = None
     if isinstance(exc, apsw.SQLError) and _no_such_undeclared_table(plan.decl, exc):
+        undeclared = "queries may read only the database's declared tables, and the declaration "
+        undeclared += "has no such table"
+    elif isinstance(exc, apsw.SQLError) and _no_such_undeclared_column(plan.decl, exc):
+        undeclared = "neither the file nor the declaration has that column"
+    if undeclared is not None:
         # Neither this declaration nor, as far as the file shows, the newer one has it: not
         # declared (R41), whatever the versions; the newer file is context, not the cause.
         stored = _stored_newer(pooled, plan.decl)
         if stored is None:
             return None
         hint = (
-            ": queries may read only the database's declared tables, and the declaration has "
-            f"no such table (for context: the file is at version {stored}, newer than the "
+            f": {undeclared} (for context: the file is at version {stored}, newer than the "
             f"declared version={plan.decl.version})"
         )
         return QueryError(plan.decl.db_id, stmt.sql, sqlite_refusal(exc, hint, sql=stmt.sql))
@@ -1065,6 +1070,23 @@ def _no_such_undeclared_table(decl: Declaration, exc: apsw.SQLError) -> bool:
         return False
     table = fold_ascii(found.group(1))
     return table not in decl.table_names and not is_reserved_table(table)
+
+
+# SQLite's words for a column name that is nowhere: "no such column: [table.]column".
+_NO_SUCH_COLUMN = re.compile(r"^no such column: (.+)$")
+
+
+def _no_such_undeclared_column(decl: Declaration, exc: apsw.SQLError) -> bool:
+    """Whether ``exc`` says the statement names a column the file lacks that no table of
+    ``decl`` declares either: the statement's mistake, not a declaration behind a newer file
+    (a column this declaration has that a newer one's ``migrate`` renamed or dropped is the
+    file's being newer)."""
+    found = _NO_SUCH_COLUMN.search(str(exc))
+    schema = decl.schema
+    if found is None or schema is None:
+        return False
+    column = found.group(1).rsplit(".", 1)[-1]
+    return all(table.column(column) is None for _, table in schema.tables)
 
 
 def _lacks_something(exc: apsw.SQLError) -> bool:

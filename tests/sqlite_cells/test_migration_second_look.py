@@ -642,6 +642,46 @@ def test_a_table_no_declaration_has_is_undeclared_whatever_the_files_version(
         assert db1.read("SELECT a FROM t") == [{"a": "r1"}, {"a": "r2"}]
 
 
+def test_a_column_no_declaration_has_is_the_statements_whatever_the_files_version(
+    store: Path,
+) -> None:
+    """R41, R14: a version-1 runtime reading a column that neither its declaration nor the
+    file (migrated by a version-2 declaration) has was told to update its declaration to the
+    newer one, which has no such column either. It is the statement's mistake; the file's
+    newer version is context only. A column the newer declaration added reads as it is stored,
+    and one this declaration has that the newer file lacks still says the file is newer."""
+    with sc.Runtime(store) as rt1, sc.Runtime(store) as rt2:
+        s1, s2 = rt1.space("demo"), rt2.space("demo")
+        db1 = s1.sqlite_database("d", tables={"t": sc.table(id=P, a="text")})
+        insert(s1, db1, "INSERT INTO t (a) VALUES ('r1')")
+        db2 = s2.sqlite_database(
+            "d", tables={"t": sc.table(id=P, a="text", b="text")}, version=2,
+            migrate=lambda conn, version: None,
+        )  # fmt: skip
+        insert(s2, db2, "INSERT INTO t (a, b) VALUES ('r2', 'x')")
+        assert db1.read("SELECT b FROM t ORDER BY id") == [{"b": None}, {"b": "x"}]
+        for sql in ("SELECT nope FROM t", "SELECT t.nope FROM t", "SELECT a FROM t WHERE Nope"):
+            with pytest.raises(sc.QueryError) as info:
+                db1.read(sql)
+            assert (info.value.db_id, info.value.sql) == (db1.id, sql)
+            assert str(info.value).startswith(f"database {db1.id}: no such column: "), info.value
+            assert (
+                "nope: neither the file nor the declaration has that column (for context: the "
+                "file is at version 2, newer than the declared version=1) (SQLite's "
+                "SQLITE_ERROR); correct the statement"
+            ) in str(info.value).replace("Nope", "nope")
+            assert "update the declaration" not in str(info.value)
+        q = db1.query("SELECT nope FROM t")
+        rt1.settle()
+        state = q.get()
+        assert (state.pending, state.result) == (False, None)
+        assert isinstance(state.error, sc.QueryError)
+        assert "neither the file nor the declaration has that column" in str(state.error)
+        redeclared = s1.sqlite_database("d", tables={"t": sc.table(id=P, a="text", c="text")})
+        with pytest.raises(sc.QueryError, match=NEWER_FILE):
+            redeclared.read("SELECT c FROM t")
+
+
 # -- R13: what a refused migration leaves -----------------------------------------------------
 
 
