@@ -60,6 +60,7 @@ from sqlite_cells.files import (
     unreadable_outcome,
     writes_refused,
 )
+from sqlite_cells.read import LinkText
 from sqlite_cells.schema import db_file_name, index_where, read_table_text
 from sqlite_cells.sql import fold_ascii
 
@@ -185,6 +186,8 @@ class CellRow:
             shown = msgspec.json.encode(self.value).decode()
         else:
             shown = namer.shallow(self.value, as_json=False, home=self.space)
+            if isinstance(shown, str):  # the value is a link: `→ NAME`, printed as it is
+                shown = LinkText(shown)
         if self.kind in _HANDLE_KINDS and isinstance(self.value, dict):
             # A handle's whole declaration is for JSON output; a line names its tables.
             where = source_path(self.value)

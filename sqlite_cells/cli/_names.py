@@ -62,11 +62,11 @@ from sqlite_cells.files import (
     space_files,
     stored_json,
 )
+from sqlite_cells.read import LINK_MARK, LinkText
 from sqlite_cells.runtime import SPACE_FILES, odd_kind
 
 __all__ = ["LINK_MARK", "READERS", "Named", "Namer", "link_in"]
 
-LINK_MARK = "→"
 _MAX_TEXT = 200  # a linked value longer than this is cut in text output
 # Space files a Namer keeps a connection to at once (each holds the file, its -wal and its -shm
 # open): links into more spaces than this close the one read longest ago (see Namer).
@@ -138,7 +138,7 @@ class Namer:
     )
     # (space id, cell id) -> its committed value, links inside it as Links (None: not written)
     _values: dict[tuple[str, str], Any] = field(default_factory=dict, init=False)
-    _texts: dict[tuple[str, str, tuple[str | int, ...]], str] = field(
+    _texts: dict[tuple[str, str, tuple[str | int, ...]], LinkText] = field(
         default_factory=dict, init=False
     )
 
@@ -357,7 +357,7 @@ class Namer:
             self._readers[space_id] = (conn, opening.pop_all())
         return conn
 
-    def text(self, link: Link) -> str:
+    def text(self, link: Link) -> LinkText:
         """``→ NAME VALUE``: the link as text output shows it (made once per link: a column
         of links often names a few cells again and again)."""
         key = (link.space, link.id, tuple(link.path))
@@ -366,7 +366,7 @@ class Namer:
             shown = msgspec.json.encode(self.shallow(self.value(link), as_json=False)).decode()
             if len(shown) > _MAX_TEXT:
                 shown = shown[: _MAX_TEXT - 1] + "…"
-            made = self._texts[key] = f"{LINK_MARK} {self.label(link)} {shown}"
+            made = self._texts[key] = LinkText(f"{LINK_MARK} {self.label(link)} {shown}")
         return made
 
     def as_json(self, link: Link) -> dict[str, Any]:
@@ -388,11 +388,9 @@ class Namer:
         string (``json_group_array(a_cf_link)`` makes such strings). A cell's value tells its
         links from its strings (R6): a string there is shown as the string it is."""
         if isinstance(value, str):
-            if not link_texts:
-                return value
-            found = link_in(value)
+            found = link_in(value) if link_texts else None
             if found is None:
-                return value
+                return value if as_json else _not_a_link(value)
             value = found
         if isinstance(value, Link):
             if as_json:
@@ -414,6 +412,16 @@ class Namer:
                 self.shallow(v, as_json=as_json, link_texts=link_texts, home=home) for v in value
             ]
         return value
+
+
+def _not_a_link(text: str) -> Any:
+    """A string inside a value that text output shows as JSON, where each link is the string
+    ``→ NAME``: one that starts with the link mark is written with that mark escaped
+    (``"\\u2192 odd"``, the same JSON string), so that it does not read as a link (§6)."""
+    if not text.startswith(LINK_MARK):
+        return text
+    encoded = msgspec.json.encode(text)
+    return msgspec.Raw(b'"\\u2192' + encoded[1 + len(LINK_MARK.encode()) :])
 
 
 # The kinds of name the runtime records, and the cause each derives its id from (R1).

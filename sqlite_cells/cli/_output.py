@@ -27,7 +27,7 @@ import msgspec
 from sqlite_cells.cli._names import Namer, link_in
 from sqlite_cells.cli._status import output_failure
 from sqlite_cells.codec import EncodingError, Link, SqliteCellsError, decode_value
-from sqlite_cells.read import escaped, text_table
+from sqlite_cells.read import LINK_MARK, escaped, text_table
 
 __all__ = [
     "CheckedOutput",
@@ -212,8 +212,14 @@ def _named_inside(value: Any, namer: Namer, *, as_json: bool = False) -> Any:
     """JSON text that holds links (``json_group_array(json(a_cf_link))``) or their stored text
     as strings (``json_group_array(a_cf_link)``): the same JSON with each link replaced by
     what it names (§6: links are shown by what they name, not as raw
-    JSON). Any other value as it is."""
-    if not isinstance(value, str) or _LINK_KEY not in value or value[:1] not in ("[", "{"):
+    JSON). In text output, where a link is the string ``→ NAME``, a string in JSON text that
+    starts with that mark is written with it escaped (``Namer.shallow``). Any other value as it
+    is."""
+    if (
+        not isinstance(value, str)
+        or value[:1] not in ("[", "{")
+        or (_LINK_KEY not in value and (as_json or LINK_MARK not in value))
+    ):
         return value
     try:
         decoded = decode_value(value.encode())
@@ -244,6 +250,10 @@ def _json_value(value: Any, namer: Namer) -> Any:
 def _csv_cell(value: Any) -> Any:
     if value is None:
         return ""
+    if type(value) is str and value.startswith(LINK_MARK):
+        # A stored text that would read as a link (``→ NAME VALUE``): as a quoted literal, as
+        # the text table writes it.
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
     if isinstance(value, bool):  # as JSON writes it, and as a cell's value shows in CSV
         return "true" if value else "false"
     if isinstance(value, bytes):

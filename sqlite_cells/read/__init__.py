@@ -1,5 +1,7 @@
 """Reads: the read pool, guarded reads, typed rows, live queries and their display."""
 
+from sqlite_cells.read._display import LINK_MARK as LINK_MARK
+from sqlite_cells.read._display import LinkText as LinkText
 from sqlite_cells.read._display import QueryDisplay as QueryDisplay
 from sqlite_cells.read._display import escaped as escaped
 from sqlite_cells.read._display import text_table as text_table
@@ -23,6 +25,8 @@ from sqlite_cells.read._workers import QueryWorkers as QueryWorkers
 
 __all__ = [
     "LINKS_FOLLOWED",
+    "LINK_MARK",
+    "LinkText",
     "LiveQueries",
     "Query",
     "QueryDisplay",

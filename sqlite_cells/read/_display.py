@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from sqlite_cells.read._query import Query, QueryState
 
 __all__ = [
+    "LINK_MARK",
+    "LinkText",
     "QueryDisplay",
     "display_query",
     "escaped",
@@ -43,6 +45,16 @@ __all__ = [
 ]
 
 _ABSENT = ""
+
+# What a link shown as text starts with (``→ NAME VALUE``, §6).
+LINK_MARK: Final = "→"
+
+
+class LinkText(str):
+    """The text a table shows for a link (``→ NAME VALUE``): printed as it is, where a stored
+    text that starts with :data:`LINK_MARK` is quoted, so the two read apart (§6)."""
+
+    __slots__ = ()
 
 
 def row_values(row: Any) -> dict[str, Any]:
@@ -182,16 +194,16 @@ def _table_text(value: Any, widest: int = WIDEST_CELL) -> tuple[str, bool]:
     """One value as a text table's cell, and whether it was cut: SQL NULL as ``NULL``; a text
     as is, unless it would read as something else (the text ``NULL``, ``<3 bytes>``,
     ``Infinity`` or ``NaN``, as the table spells a value that is not a text, one starting with
-    a quote, one holding a character a terminal would act on, anywhere in it): then in quotes,
-    with each such character, quote and backslash escaped. So an unquoted cell is the text
-    itself, a quoted one a literal. A cell wider than ``widest`` terminal columns is cut
+    a quote, or with the link mark ``→`` that a :class:`LinkText` starts with, one holding a
+    character a terminal would act on, anywhere in it): then in quotes, with each such
+    character, quote and backslash escaped. So an unquoted cell is the text itself (or a
+    link), a quoted one a literal. A cell wider than ``widest`` terminal columns is cut
     (:func:`_cut`)."""
     if not isinstance(value, str):
         return _cut(format_value(value), escaped, widest)
-    if (
-        not _SPELLED_LIKE_A_VALUE.fullmatch(value)
-        and not value.startswith("'")
-        and value.isprintable()
+    if value.isprintable() and (
+        type(value) is LinkText
+        or (not _SPELLED_LIKE_A_VALUE.fullmatch(value) and not value.startswith(("'", LINK_MARK)))
     ):
         return _cut(value, str, widest)
     return _cut(value, _literal, widest, quote="'")

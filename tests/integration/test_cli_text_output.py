@@ -221,3 +221,51 @@ def test_the_text_table_quotes_a_text_spelled_as_a_blob_or_an_infinity_is(texts:
         "<3",
         "bytes",
     ]
+
+
+def test_a_text_starting_with_the_link_mark_reads_apart_from_a_link(store: Path) -> None:
+    """§6: a link shows as `→ NAME …`; a stored text that starts with `→` (in a column, in a
+    cell's value, in JSON text a query builds) printed the same. Text and CSV now quote such a
+    text, or escape its mark inside JSON (`"\\u2192 …"`, the same JSON string); links print as
+    before, and JSON output keeps links as objects and the text as it is."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        alice = space.cell("alice")
+        table = sc.table(id="integer primary key", who_cf_link=sc.cf_link(), body="text")
+        db = space.sqlite_database("chat", tables={"m": table})
+        with space.transact():
+            alice.set("A")
+            space.cell("mix").set({"a": "→ alice", "b": alice, "c": ["→ alice", alice]})
+            db.exec(
+                "INSERT INTO m (id, who_cf_link, body) VALUES (1, ?, ?)", [alice, '→ alice "A"']
+            )
+    sql = "SELECT who_cf_link, body, json_array(body, who_cf_link) AS j FROM m"
+    text = run_cli("query", str(store), "demo", "chat", sql)
+    assert text.returncode == 0, text.stderr
+    row = text.stdout.splitlines()[2].split("  ")
+    assert [c.strip() for c in row if c.strip()] == [
+        '→ alice "A"',
+        "'→ alice \"A\"'",
+        '["\\u2192 alice \\"A\\"","→ alice"]',
+    ]
+    done = run_cli("query", str(store), "demo", "chat", sql, "--csv")
+    assert done.returncode == 0, done.stderr
+    assert list(csv.reader(io.StringIO(done.stdout)))[1] == [
+        '→ alice "A"',
+        "'→ alice \"A\"'",
+        '["\\u2192 alice \\"A\\"","→ alice"]',
+    ]
+    # The escaped mark is the same JSON string.
+    assert json.loads(list(csv.reader(io.StringIO(done.stdout)))[1][2])[0] == '→ alice "A"'
+    done = run_cli("query", str(store), "demo", "chat", sql, "--json")
+    (shown,) = json.loads(done.stdout)["rows"]
+    assert shown["who_cf_link"]["name"] == "alice" and shown["body"] == '→ alice "A"'
+    for fmt in ((), ("--csv",)):
+        done = run_cli("cells", str(store), *fmt)
+        assert done.returncode == 0, done.stderr
+        assert '"a":"\\u2192 alice","b":"→ alice","c":["\\u2192 alice","→ alice"]' in (
+            done.stdout.replace('""', '"')
+        ), done.stdout
+    done = run_cli("cells", str(store), "--json")
+    (mix,) = [c for c in json.loads(done.stdout) if c["name"] == "mix"]
+    assert mix["value"]["a"] == "→ alice" and mix["value"]["b"]["name"] == "alice"
