@@ -1,13 +1,16 @@
 """Figure 8 — cost that does not grow with history: RSS growth and space-file size after 100,000
-commits over 100,000 distinct unwatched cells, and after 100,000 commits to one cell.
+commits over 100,000 distinct unwatched cells, and after 100,000 commits to one cell; and the
+space-file size after 2,000 commits of a 100 KB value to one cell (compaction by size).
 
 Each workload runs in a child process of its own (so one run's freed memory cannot hide the next
 one's growth): RSS (``/proc/self/statm``) is read after a warm-up of 1,000 commits and again at the
 end; the space file is measured after a last compaction and the runtime's close (which
 checkpoints the WAL into it). The file is compared with the smallest space file holding the same
 cells — the same file with its log cut to its last record, vacuumed — and, for the distinct cells,
-with the bytes of ``_cf_cells`` content (ids, values, revs). Baseline: the same workload with
-compaction and the cache bound switched off (what every commit cost before), in its own child.
+with the bytes of ``_cf_cells`` content (ids, values, revs); the large value's file is compared
+with its bound, twice the values plus the size floor (``COMPACT_BYTES``). Baseline: the same
+workload with compaction and the cache bound switched off (what every commit cost before), in its
+own child.
 
     python -m bench.history [--quick] [--json PATH]
 """
@@ -26,8 +29,11 @@ import apsw
 
 import sqlite_cells as sc
 from bench._common import Figure, Row, parse
+from sqlite_cells.runtime._space_file import COMPACT_BYTES
 
 WARMUP = 1_000
+LARGE = 100_000  # bytes of the large value
+LARGE_WARMUP = 20
 RSS_TARGET_MIB = 50
 
 
@@ -63,19 +69,25 @@ def child(kind: str, commits: int, unbounded: bool) -> dict[str, float]:
         if unbounded:
             file.cache_size = 10**9
             file.compact_every = 10**9
+            file.compact_bytes = 10**15
         cells = [space.cell(f"c{i}") for i in range(commits)] if kind == "distinct" else []
         one = space.cell("one")
+        large = "x" * LARGE
 
         def commit(i: int) -> None:
             with space.transact():
-                (cells[i] if kind == "distinct" else one).set(i)
+                if kind == "large":
+                    one.set(f"{i:08d}{large}")
+                else:
+                    (cells[i] if kind == "distinct" else one).set(i)
 
-        for i in range(WARMUP):
+        warmup = LARGE_WARMUP if kind == "large" else WARMUP
+        for i in range(warmup):
             commit(i)
         rt.settle()
         before = rss_mib()
         start = time.perf_counter()
-        for i in range(WARMUP, commits):
+        for i in range(warmup, commits):
             commit(i)
         seconds = time.perf_counter() - start
         rt.settle()
@@ -95,7 +107,7 @@ def child(kind: str, commits: int, unbounded: bool) -> dict[str, float]:
         conn.close()
         return {
             "rss_growth_mib": after - before,
-            "commits_per_s": (commits - WARMUP) / seconds,
+            "commits_per_s": (commits - warmup) / seconds,
             "file_bytes": size,
             "floor_bytes": floor_size(path, directory),
             "content_bytes": content,
@@ -180,9 +192,32 @@ def main() -> None:
             f"(baseline {base['log_records']:,}); values cached {ours['cached']:,} (baseline "
             f"{base['cached']:,}); scheduler view {ours['view']:,} (baseline {base['view']:,})."
         )
+    large_commits = 300 if args.quick else 2_000
+    ours = run_child("large", large_commits, unbounded=False)
+    base = run_child("large", large_commits, unbounded=True)
+    bound = 2 * ours["content_bytes"] + COMPACT_BYTES
+    fig.add(
+        Row(
+            f"{large_commits:,} commits of a {LARGE // 1000} KB value to one cell: space file",
+            "MiB",
+            ours["file_bytes"] / 2**20,
+            baseline=base["file_bytes"] / 2**20,
+            ratio=base["file_bytes"] / ours["file_bytes"],
+            target=f"≤ 2× the value + {COMPACT_BYTES // 2**20} MiB",
+            met=ours["file_bytes"] <= bound,
+        )
+    )
+    fig.notes.append(
+        f"large value: file {ours['file_bytes'] / 1024:,.0f} KiB (baseline "
+        f"{base['file_bytes'] / 1024:,.0f} KiB), _cf_cells content "
+        f"{ours['content_bytes'] / 1024:,.0f} KiB; log records kept {ours['log_records']:,} "
+        f"(baseline {base['log_records']:,}); {ours['commits_per_s']:,.0f} commits/s (baseline "
+        f"{base['commits_per_s']:,.0f})."
+    )
     fig.notes.append(
         "Baseline: the same workload in the same code with the cache bound and compaction "
-        "switched off (cache_size and compact_every set huge), each in a child process of its own."
+        "switched off (cache_size, compact_every and compact_bytes set huge), each in a child "
+        "process of its own."
     )
     fig.finish(args, started)
 

@@ -9,7 +9,7 @@ from typing import Any, Final
 
 import apsw
 
-from sqlite_cells.codec import EncodingError, decode_record
+from sqlite_cells.codec import CommitRecord, EncodingError, decode_record
 from sqlite_cells.runtime._boundary import stored_json_column
 from sqlite_cells.runtime._marks import known_head, record_hash
 
@@ -17,8 +17,11 @@ __all__ = [
     "compact_log",
     "compaction_point",
     "last_seq",
+    "live_bytes",
+    "log_bytes",
     "log_head",
     "op_targets",
+    "record_size",
     "shown_stored",
     "stored_int",
     "stored_text_id",
@@ -93,20 +96,58 @@ def stored_text_id(raw: object) -> str | None:
         return None
 
 
+def log_bytes(conn: apsw.Connection) -> int:
+    """The bytes of the log records above the compaction point (what compaction by size bounds;
+    SQLite reads a blob's length from the row's header, not from its overflow pages)."""
+    row = conn.execute(
+        "SELECT coalesce(sum(length(record)), 0) FROM _cf_log WHERE seq > ?",
+        (compaction_point(conn),),
+    ).fetchone()
+    return int(row[0]) if row is not None else 0
+
+
+def live_bytes(conn: apsw.Connection) -> int:
+    """The bytes of the space's current values (``_cf_cells``): what its log is bounded by."""
+    row = conn.execute("SELECT coalesce(sum(length(value)), 0) FROM _cf_cells").fetchone()
+    return int(row[0]) if row is not None else 0
+
+
+def record_size(record: CommitRecord) -> int:
+    """About the bytes ``record`` takes in the log, without encoding it again: its values and op
+    bodies are spliced into the JSON verbatim, plus a little framing each."""
+    return (
+        16
+        + sum(len(w.id) + len(w.value) + 8 for w in record.writes)
+        + sum(len(op.kind) + len(op.target) + len(op.body) + 12 for op in record.ops)
+    )
+
+
 def compact_log(
     conn: apsw.Connection,
     *,
     keep: int,
     keep_per_target: int,
+    keep_bytes: int | None = None,
     ends: Callable[[str], bool] = lambda kind: False,
 ) -> int:
     """Remove the log records older than the newest ``keep`` (at least the newest one is always
-    kept: it holds the space's last seq), except the newest ``keep_per_target`` records of each
+    kept: it holds the space's last seq) — and, with ``keep_bytes``, those older than the newest
+    records that fit in that many bytes — except the newest ``keep_per_target`` records of each
     op target — and of a target whose last op ends it (``ends(kind)``: a dropped database),
     only that op's record; ids that only the removed records named go to ``_cf_named``. Runs
     inside the caller's write transaction; returns the new compaction point."""
     done = compaction_point(conn)
-    upto = last_seq(conn) - max(keep, 1)
+    last = last_seq(conn)
+    upto = last - max(keep, 1)
+    if keep_bytes is not None:
+        # The newest record whose bytes, with those of the records after it, pass keep_bytes.
+        row = conn.execute(
+            "SELECT seq FROM (SELECT seq, sum(length(record)) OVER (ORDER BY seq DESC) AS held "
+            "FROM _cf_log WHERE seq > ?) WHERE held > ? ORDER BY seq DESC LIMIT 1",
+            (done, keep_bytes),
+        ).fetchone()
+        if row is not None:
+            upto = max(upto, min(int(row[0]), last - 1))
     if upto <= done:
         return done
     targets: dict[str, int] = {}  # op target -> the newest seq of its removed records
@@ -120,15 +161,15 @@ def compact_log(
             (done, upto),
         ).fetchall()
     )
-    for target, (last,) in ended:
-        if not _ends(conn, target, stored_int(last, "a seq of the op index"), ends):
+    for target, (newest,) in ended:
+        if not _ends(conn, target, stored_int(newest, "a seq of the op index"), ends):
             continue
         gone = conn.execute(
-            "SELECT max(seq) FROM _cf_op_index WHERE target = ? AND seq < ?", (target, last)
+            "SELECT max(seq) FROM _cf_op_index WHERE target = ? AND seq < ?", (target, newest)
         ).fetchone()
         if gone is None or gone[0] is None:
             continue
-        conn.execute("DELETE FROM _cf_op_index WHERE target = ? AND seq < ?", (target, last))
+        conn.execute("DELETE FROM _cf_op_index WHERE target = ? AND seq < ?", (target, newest))
         targets[target] = int(gone[0])
     per_target = max(keep_per_target, 1)
     # Only a target with more records than it keeps, some of them old enough, loses any.

@@ -15,10 +15,12 @@ The committed-value cache is a bounded LRU: it only mirrors committed rows, so a
 ``_cf_cells``. The log is compacted by the writer right after a commit, every ``compact_every``
 commits: records older than the newest ``compact_keep`` go, except the newest ``keep_per_target``
 records of each op target (what crash reconciliation replays, R71) — of a target whose last op
-ended it (a participant's ``ends_target``: a drop), only that op's record. A runtime whose last
-seen seq is older than the compaction point cannot replay what it missed; it re-reads the cells
-written since from ``_cf_cells`` and publishes them as synthetic events whose ops (made by
-``whole_op``) say "this target changed as a whole".
+ended it (a participant's ``ends_target``: a drop), only that op's record. It is compacted by size
+too: once its records hold more bytes than the space's values, or ``compact_bytes`` when that is
+more, only the newest records holding half of that stay (besides those of each op target). A
+runtime whose last seen seq is older than the compaction point cannot replay what it missed; it
+re-reads the cells written since from ``_cf_cells`` and publishes them as synthetic events whose
+ops (made by ``whole_op``) say "this target changed as a whole".
 """
 
 from __future__ import annotations
@@ -83,7 +85,10 @@ from sqlite_cells.runtime._log import (
     compact_log,
     compaction_point,
     last_seq,
+    live_bytes,
+    log_bytes,
     op_targets,
+    record_size,
     shown_stored,
     stored_int,
     stored_text_id,
@@ -162,6 +167,11 @@ CACHE_SIZE = 4096  # committed values cached per space (an LRU; a miss re-reads 
 # re-reads the cells written since (a scan of _cf_cells), which is correct, only dearer.
 COMPACT_KEEP = 256
 COMPACT_EVERY = 256  # commits between compactions (amortised: one DELETE of this many records)
+# Compaction by size: once the log's records above the compaction point pass this many bytes, or
+# the bytes of the space's values when those are more, the log is compacted down to the newest
+# records holding half of that (see _compact_now): the log never holds more than the values it
+# leads to, or this floor, however large each value.
+COMPACT_BYTES = 4 * 2**20
 # Newest records kept per op target: at least the 256 changesets a database file's own journal
 # keeps, so a database behind its space by a crash finds every commit it missed (R71).
 KEEP_PER_TARGET = 256
@@ -366,8 +376,15 @@ class SpaceFile:
         self.cache_size = CACHE_SIZE
         self.compact_keep = COMPACT_KEEP
         self.compact_every = COMPACT_EVERY
+        self.compact_bytes = COMPACT_BYTES
         self.keep_per_target = KEEP_PER_TARGET
-        self._compacted = 0  # guarded by _write_lock: the compaction point last seen
+        # Guarded by _write_lock: the compaction point last seen; the bytes of the log records
+        # above it as last measured, plus those applied here since (each writer's count, so
+        # another process's compaction is only seen at the next measure); the bytes of the
+        # space's values as last measured (0 until a log past compact_bytes asks).
+        self._compacted = 0
+        self._log_bytes = 0
+        self._live_bytes = 0
         # _write_lock guards _writer, _seen_seq and the order in which commits are published.
         self._write_lock = threading.RLock()
         # _queue_lock guards _waiting (transactions waiting for a committer, see _group) and
@@ -602,6 +619,7 @@ class SpaceFile:
             reader.setbusytimeout(BUSY_TIMEOUT_MS)
             last = last_seq(writer)
             self._compacted = compaction_point(writer)
+            self._log_bytes = log_bytes(writer)
         except BaseException as exc:
             writer.close()
             if reader is not None:
@@ -1138,7 +1156,7 @@ class SpaceFile:
             self._identity = None
             self._companion_identity = {}
             self._data_version = None
-            self._compacted = 0
+            self._compacted = self._log_bytes = self._live_bytes = 0
         if remove_unused(self.path, _space_unused):
             self._created = False
 
@@ -1785,6 +1803,7 @@ class SpaceFile:
                     self._refresh(cell_id, entity)
                 event = record
             else:
+                self._log_bytes += record_size(record)
                 writes = {w.id: Entity(bytes(w.value), record.seq) for w in record.writes}
                 for cell_id, entity in writes.items():
                     self._remember(cell_id, entity)
@@ -1801,17 +1820,23 @@ class SpaceFile:
 
     def _maybe_compact(self, conn: apsw.Connection, last: int) -> None:
         """Compact the log right after commit ``last`` once ``compact_every`` commits have piled
-        up beyond the kept ones (called with the write lock held, outside any transaction).
-        A compaction that fails is logged: the commit it follows stands."""
-        if last - self._compacted < self.compact_keep + self.compact_every:
+        up beyond the kept ones, or its records above the compaction point hold more bytes than
+        the larger of ``compact_bytes`` and the space's values (called with the write lock held,
+        outside any transaction). A compaction that fails is logged: the commit it follows
+        stands."""
+        if last - self._compacted < self.compact_keep + self.compact_every and (
+            self._log_bytes <= max(self.compact_bytes, self._live_bytes)
+        ):
             return
         if not conn.getautocommit():
             return  # never inside someone else's transaction
         try:
             self._compact_now(conn)
         except Exception as exc:
-            # The commit stands whatever happened here; tried again after compact_every commits.
+            # The commit stands whatever happened here; tried again after compact_every commits
+            # or as many bytes.
             self._compacted = max(self._compacted, last - self.compact_keep)
+            self._log_bytes = 0
             log.warning("space %r: compacting the log failed: %r", self.space_id, exc)
 
     def compact(self) -> int:
@@ -1828,14 +1853,24 @@ class SpaceFile:
             return self._compacted
 
     def _compact_now(self, conn: apsw.Connection) -> None:
-        """Compact in a transaction of its own (write lock held), then give freed pages back."""
+        """Compact in a transaction of its own (write lock held), then give freed pages back.
+        Besides the records past the newest ``compact_keep``, a log above the compaction point
+        holding more bytes than the larger of ``compact_bytes`` and the space's values loses
+        those past the newest records holding half of that (what a database needs, R71, and
+        the ids gc must know, R74, are kept all the same: see ``compact_log``)."""
         with _immediate(conn):
+            held = log_bytes(conn)
+            if held > self.compact_bytes:  # (the values are only summed when it can matter)
+                self._live_bytes = live_bytes(conn)
+            bound = max(self.compact_bytes, self._live_bytes)
             self._compacted = compact_log(
                 conn,
                 keep=self.compact_keep,
                 keep_per_target=self.keep_per_target,
+                keep_bytes=bound // 2 if held > bound else None,
                 ends=self._ends_target,
             )
+            self._log_bytes = log_bytes(conn)
         conn.execute("PRAGMA incremental_vacuum").fetchall()
 
     def _ends_target(self, kind: str) -> bool:

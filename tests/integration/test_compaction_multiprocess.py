@@ -123,3 +123,50 @@ def test_processes_compacting_while_others_write_lose_nothing(store: Path) -> No
         assert space.cell("counter").get() == 3 * per_process
         assert [space.cell(f"p{i}").get() for i in range(3)] == [per_process] * 3
         assert space.file.seen_seq == 3 * per_process
+
+
+BEHIND_BIG = """
+import json, sys
+import sqlite_cells as sc
+
+with sc.Runtime(sys.argv[1], poll_interval=3600) as rt:
+    space = rt.space("demo")
+    heads = []
+    space.cell("big").observe().subscribe(lambda v: heads.append(v[:8]))
+    rt.settle()
+    print(json.dumps({"seen": space.file.seen_seq, "heads": heads}), flush=True)
+    sys.stdin.readline()
+    caught = space.file.catch_up()
+    rt.settle()
+    print(json.dumps({"caught": caught, "seen": space.file.seen_seq, "heads": heads,
+                      "size": len(space.cell("big").get())}), flush=True)
+"""
+
+
+def test_a_process_behind_a_compaction_by_size_converges_to_current_values(store: Path) -> None:
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        space.file.compact_bytes = 128 * 1024
+        big = space.cell("big")
+        with space.transact():
+            big.set("head0000" + "x" * 64 * 1024)
+        # (Within ``with``: an assertion failing before the end still closes the child's pipes,
+        # and the end of its stdin lets it finish.)
+        with _spawn(BEHIND_BIG, str(store)) as child:
+            assert child.stdout is not None and child.stdin is not None
+            first = json.loads(child.stdout.readline() or "{}")
+            assert first == {"seen": 1, "heads": ["head0000"]}
+            for n in range(1, 12):
+                with space.transact():
+                    big.set(f"head{n:04d}" + "x" * 64 * 1024)
+            conn = apsw.Connection(str(space.file.path), flags=apsw.SQLITE_OPEN_READONLY)
+            row = conn.execute("SELECT value FROM _cf_meta WHERE key = 'compacted'").fetchone()
+            conn.close()
+            assert row is not None and int(row[0]) > first["seen"]  # the child is behind it
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            out, err = child.communicate(timeout=60)
+        assert child.returncode == 0, err
+        after = json.loads(out)
+        assert after["caught"] is True and after["seen"] == 12
+        assert after["heads"][-1] == "head0011" and after["size"] == 8 + 64 * 1024

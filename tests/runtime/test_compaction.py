@@ -12,6 +12,7 @@ import sqlite_cells as sc
 from sqlite_cells.runtime import FORMAT_VERSION, SpaceFile
 from sqlite_cells.runtime._cell import CellSource, Reactive, observe_node
 from sqlite_cells.runtime._scheduler import Node
+from sqlite_cells.runtime._space_file import COMPACT_BYTES
 
 
 class _Held(Reactive):
@@ -119,6 +120,67 @@ def test_the_log_is_compacted_to_the_kept_records(rt: sc.Runtime) -> None:
         assert conn.execute("SELECT count(*) FROM _cf_named").fetchone() == (0,)
     finally:
         conn.close()
+
+
+def _big_writes(space: sc.Space, size: int, times: int) -> str:
+    value = ""
+    for n in range(times):
+        value = f"{n:04d}" + "x" * size
+        with space.transact():
+            space.cell("big").set(value)
+    return value
+
+
+def test_a_large_value_written_many_times_leaves_a_space_file_near_its_size(store: Path) -> None:
+    """Compaction by size: 100 writes of a 64 KB value to one cell leave the file about twice
+    the value plus the floor, not the 100 (or 256) records that held it."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        space.file.compact_bytes = floor = 256 * 1024
+        last = _big_writes(space, 64 * 1024, 100)
+        path = space.file.path
+    seqs, point = _log(path)
+    assert seqs[-1] == 100 and point == seqs[0] - 1 > 0
+    assert path.stat().st_size <= 2 * len(last) + 2 * floor
+    with sc.Runtime(store) as rt:
+        assert rt.space("demo").cell("big").get() == last
+
+
+def test_the_size_floor_bounds_the_space_file_at_the_defaults(store: Path) -> None:
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        last = _big_writes(space, 2 * 2**20, 8)
+        path = space.file.path
+    assert _log(path)[0][-1] == 8
+    assert path.stat().st_size <= 2 * len(last) + 2 * COMPACT_BYTES
+
+
+def test_small_values_are_compacted_by_count_only(rt: sc.Runtime) -> None:
+    """Under the size floor, the newest compact_keep records stay, however few bytes they hold."""
+    space = rt.space("demo")
+    _small(space.file, keep=10, every=4)
+    space.file.compact_bytes = 10**9
+    _big_writes(space, 10, 30)
+    seqs, point = _log(space.file.path)
+    assert point == seqs[0] - 1 and seqs[-1] == 30 and len(seqs) >= 10
+
+
+def test_a_runtime_behind_a_compaction_by_size_catches_up(store: Path) -> None:
+    with sc.Runtime(store) as a, sc.Runtime(store, poll_interval=3600) as b:
+        space_a = a.space("demo")
+        space_a.file.compact_bytes = 64 * 1024
+        _big_writes(space_a, 100, 1)
+        space_b = _behind(b)
+        values: list[object] = []
+        space_b.cell("big").observe().subscribe(values.append)
+        b.settle()
+        seen = space_b.file.seen_seq
+        last = _big_writes(space_a, 32 * 1024, 10)
+        seqs, point = _log(space_a.file.path)
+        assert point > seen and len(seqs) < 10  # compacted by size, not by count
+        assert space_b.file.catch_up()
+        b.settle()
+        assert values[-1] == last and space_b.file.seen_seq == 11
 
 
 def test_a_restart_after_compaction_sees_current_values(store: Path) -> None:

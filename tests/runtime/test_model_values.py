@@ -119,10 +119,8 @@ def same(a: Any, b: Any) -> bool:
     if isinstance(a, list | tuple):
         return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict):
-        return (
-            (list(a) == list(b)
-            and all(same(a[k], b[k]) for k in a))
-            or (sorted(a) == sorted(b) and all(same(a[k], b[k]) for k in a))
+        return (list(a) == list(b) and all(same(a[k], b[k]) for k in a)) or (
+            sorted(a) == sorted(b) and all(same(a[k], b[k]) for k in a)
         )
     return bool(a == b)
 

@@ -283,3 +283,35 @@ def test_compaction_lets_go_of_the_records_of_a_dropped_database(store: Path) ->
         outcome = rt.reconcile(new.declaration)
         assert outcome.action is Action.REPLAYED and outcome.commits == 1
         assert new.read("SELECT count(*) AS c FROM events") == [{"c": 4}]
+
+
+def test_compaction_by_size_keeps_what_a_database_behind_its_space_replays(store: Path) -> None:
+    """Large values written between a database's commits are compacted away by size; the
+    database's newest records stay, so a crash's missing commit is still replayed (R71)."""
+    rt = sc.Runtime(store)
+    space = rt.space("demo")
+    space.file.compact_bytes = 64 * 1024
+    db = space.sqlite_database("events", tables=TABLES)
+    counter = space.cell("counter", default=0)
+    seqs = []
+    for n in range(1, 5):
+        seqs.append(_write(db, counter, n))
+        for _ in range(4):
+            with space.transact():
+                space.cell("big").set("x" * 32 * 1024)
+    rt.close()
+    kept, point = _db_seqs(store, db.id)
+    assert point > seqs[-1] and kept == seqs  # compacted past them, all of them kept
+    conn = _space_conn(store)
+    try:
+        logged = {int(s) for (s,) in conn.execute("SELECT seq FROM _cf_log")}
+    finally:
+        conn.close()
+    assert set(seqs) <= logged
+    undo_last_commits_in_file(db.path, keep_seq=seqs[-2])
+    rt = sc.Runtime(store)
+    with rt:
+        db = rt.space("demo").sqlite_database("events", tables=TABLES)
+        outcome = rt.reconcile(db.declaration)
+        assert outcome.action is Action.REPLAYED and outcome.commits == 1
+        assert db.read("SELECT count(*) AS c, max(n) AS m FROM events") == [{"c": 4, "m": 4}]
