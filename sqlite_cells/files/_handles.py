@@ -172,9 +172,18 @@ class DatabaseDropped(DatabaseError):
 def dropped_database(db_id: str, decl: Declaration | None = None) -> DatabaseDropped:
     """The error of every use of a database whose handle ``db.drop()`` marked dropped. A
     database ``decl`` declares with no top-level name — built in a pattern, whose id comes from
-    the piece — has no name to change where it is declared: the advice says what to change."""
+    the piece — has no name to change where it is declared: the advice says what to change.
+    One rebuilt from its handle (``decl.rebuilt``: reached through a link, such as a piece's
+    database input) is named by that link too: the advice says to link the new one there."""
     advice = "declare a new one (another name) instead"
-    if decl is not None and decl.name is None and decl.kind is SourceKind.CELL:
+    if decl is not None and decl.rebuilt:
+        # (Reached through a link to its handle: a top-level database or a pattern's, of this
+        # space or another; the link still names the dropped one.)
+        advice += (
+            ", and link the new one where this one was linked (a piece's database input: "
+            "piece.inputs[name].link(db)); the link still names the dropped database"
+        )
+    elif decl is not None and decl.name is None and decl.kind is SourceKind.CELL:
         advice += (
             "; a database a pattern builds takes its id from the piece and its name (or place) "
             "in the pattern's body, so running the piece again declares the dropped one: give "
@@ -543,7 +552,7 @@ def declaration_from_handle(
     schema = handle_schema(db_id, value)
     path = store / db_file_name(db_id)
     version = _handle_version(store / space_file_name(space_id), path, db_id)
-    return Declaration(db_id, space_id, path, schema, version=version)
+    return Declaration(db_id, space_id, path, schema, version=version, rebuilt=True)
 
 
 def _handle_version(space_file: Path, path: Path, db_id: str) -> int:

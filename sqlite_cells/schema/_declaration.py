@@ -136,6 +136,9 @@ class Declaration:
     # declaration rebuilt from a handle): recorded in the store at the first write (SPEC §6).
     # Not part of what a declaration is: the id derives from it (R1).
     name: str | None = field(default=None, compare=False)
+    # Rebuilt from a committed handle value (a link to the handle reached it: a piece's database
+    # input, a decoded link), not declared by this runtime: nothing says how it was declared.
+    rebuilt: bool = field(default=False, compare=False)
 
     @property
     def table_names(self) -> frozenset[str] | None:

@@ -154,3 +154,36 @@ def test_a_dropped_database_a_pattern_built_says_what_to_change(store: Path) -> 
         with pytest.raises(DatabaseDropped) as info:
             named.read("SELECT v FROM t")
         assert str(info.value).endswith("declare a new one (another name) instead")
+
+
+def test_a_dropped_database_linked_into_a_piece_of_another_space_says_to_link_another(
+    store: Path,
+) -> None:
+    """A database of space ``a`` linked into a piece's database input in space ``b``, then
+    dropped: after a restart the piece's query met the handle through the link alone, and said
+    the advice for a database the pattern builds ("running the piece again declares the dropped
+    one … run the piece with another key"), which this piece does not. It says to link another
+    database where the dropped one was linked."""
+
+    @sc.pattern
+    def viewer(db: sc.SqliteDb) -> sc.Query:
+        return db.query("SELECT v FROM t")
+
+    with sc.Runtime(store) as rt:
+        db = rt.space("a").sqlite_database("d", tables=TABLES)
+        with rt.space("a").transact():
+            db.exec("INSERT INTO t (v) VALUES ('x')")
+        piece = rt.space("b").run(viewer, key="k")
+        piece.inputs["db"].link(db)
+        assert rt.settle(timeout=10) and piece.outputs.get().result == [{"v": "x"}]
+        with rt.space("a").transact():
+            db.drop()
+    with sc.Runtime(store) as rt:
+        query = rt.space("b").run(viewer, key="k").outputs
+        assert rt.settle(timeout=10)
+        error = query.get().error
+        assert isinstance(error, DatabaseDropped)
+        said = str(error)
+        assert said.startswith(f"database {db.id} was dropped: declare a new one")
+        assert "a database a pattern builds" not in said
+        assert "link the new one where this one was linked" in said
