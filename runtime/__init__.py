@@ -59,6 +59,7 @@ from sqlite_cells.runtime._format import upgrade_space_file as upgrade_space_fil
 from sqlite_cells.runtime._handler import handler as handler
 from sqlite_cells.runtime._handler import note_taken as note_taken
 from sqlite_cells.runtime._handler import taken_by_earlier_try as taken_by_earlier_try
+from sqlite_cells.runtime._harden import harden as harden
 from sqlite_cells.runtime._interrupts import interrupts_held as interrupts_held
 from sqlite_cells.runtime._lock_wait import lock_waits as lock_waits
 from sqlite_cells.runtime._lock_wait import lock_waits_given_up as lock_waits_given_up
@@ -224,6 +225,7 @@ __all__ = [
     "forbid_companions",
     "forget_marks",
     "handler",
+    "harden",
     "has_moved",
     "hold_locks",
     "home_expanded",

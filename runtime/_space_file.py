@@ -73,6 +73,7 @@ from sqlite_cells.runtime._format import (
     readable_format,
 )
 from sqlite_cells.runtime._group import Ticket, fail_together, shared, take_batch
+from sqlite_cells.runtime._harden import harden
 from sqlite_cells.runtime._interrupts import interrupts_held
 from sqlite_cells.runtime._lock_wait import (
     give_up_lock_waits,
@@ -596,7 +597,7 @@ class SpaceFile:
         creating = create and not self.path.exists()
         if not create:
             try:
-                reader = apsw.Connection(str(self.path), flags=apsw.SQLITE_OPEN_READONLY)
+                reader = harden(apsw.Connection(str(self.path), flags=apsw.SQLITE_OPEN_READONLY))
             except apsw.CantOpenError:
                 if self.path.exists():
                     raise
@@ -615,7 +616,7 @@ class SpaceFile:
             if has_moved(writer) or (reader is not None and has_moved(reader)):
                 raise _Moved
             if reader is None:
-                reader = apsw.Connection(str(self.path), flags=apsw.SQLITE_OPEN_READONLY)
+                reader = harden(apsw.Connection(str(self.path), flags=apsw.SQLITE_OPEN_READONLY))
             reader.setbusytimeout(BUSY_TIMEOUT_MS)
             last = last_seq(writer)
             self._compacted = compaction_point(writer)
@@ -644,7 +645,7 @@ class SpaceFile:
         connection opened first on the existing file), raises ``_Moved`` before writing anything
         if that file left the path before this one was opened (this one may have created a
         blank file then: it is removed if nobody else has it open)."""
-        conn = apsw.Connection(str(self.path), statementcachesize=WRITER_STATEMENTS)
+        conn = harden(apsw.Connection(str(self.path), statementcachesize=WRITER_STATEMENTS))
         if guard is not None and has_moved(guard):
             conn.close()
             remove_unused(self.path, is_blank)

@@ -77,6 +77,7 @@ from sqlite_cells.runtime import (
     FORMAT_VERSION,
     SPACE_FILES,
     TARGET_BYTES,
+    harden,
     interrupts_held,
     is_current_format,
     odd_kind,
@@ -1364,7 +1365,7 @@ def _check_space(
     repair = repair and may_write(space_file) and not read_as_is(space_file)
     with translated(f"space file {space_file}"):
         if repair:
-            conn = apsw.Connection(str(space_file), flags=apsw.SQLITE_OPEN_READWRITE)
+            conn = harden(apsw.Connection(str(space_file), flags=apsw.SQLITE_OPEN_READWRITE))
             wait_for_locks(conn, BUSY_TIMEOUT_MS)
             try:
                 _require_space_tables(conn, space_file)  # another program's file: left as is

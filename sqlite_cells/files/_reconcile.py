@@ -78,6 +78,7 @@ from sqlite_cells.runtime import (
     check_not_dangling,
     describe,
     file_state,
+    harden,
     index_ops,
     is_current_format,
     last_seq,
@@ -678,6 +679,7 @@ def _open(path: Path, *, writable: bool, busy_ms: int = BUSY_TIMEOUT_MS) -> apsw
         conn = apsw.Connection(
             str(path), flags=apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
         )
+    harden(conn)
     wait_for_locks(conn, busy_ms)
     try:
         conn.execute("SELECT count(*) FROM sqlite_schema").fetchall()

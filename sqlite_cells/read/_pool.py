@@ -66,7 +66,7 @@ from sqlite_cells.files import (
     wal_companions_present,
 )
 from sqlite_cells.read._shadows import ShadowState
-from sqlite_cells.runtime import LENGTH_LIMIT, check_not_inherited, has_moved, opened_file
+from sqlite_cells.runtime import LENGTH_LIMIT, check_not_inherited, harden, has_moved, opened_file
 from sqlite_cells.sql import Gate
 
 __all__ = [
@@ -477,6 +477,7 @@ class ReadPool:
                 conn = open_as_is(path)
             else:
                 conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+            harden(conn)
             try:
                 found = os.stat(path)
             except OSError:

@@ -81,6 +81,7 @@ from sqlite_cells.runtime import (
     InvalidArgument,
     busy_ms,
     exception_text,
+    harden,
     plain_text,
     stored_json_column,
     surrogate_at,
@@ -1059,7 +1060,7 @@ def migrate_file(
     if not path.exists():
         return False  # a new file: created at the declared schema by the first write
     try:
-        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE)
+        conn = harden(apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE))
     except apsw.Error as exc:
         raise MigrationError(
             db_id, f"cannot open {path} to migrate it: {sqlite_refusal(exc)}; nothing was written"
