@@ -234,6 +234,18 @@ def space_shape_problem(conn: apsw.Connection, names: frozenset[str]) -> str | N
             f"not a space file: an SQLite database without the table(s) {', '.join(missing)} "
             "that every space file holds (another program's file under a space file's name)"
         )
+    stand_ins = sorted(
+        f"{str(name).lower()} is a {kind}"
+        for (name, kind) in conn.execute(_NOT_TABLES_SQL)
+        if str(name).lower() in SPACE_TABLES
+    )
+    if stand_ins:
+        # (Read through a view, cells would show another program's values; a commit would
+        # fail on it with nothing to say why.)
+        return (
+            f"damaged: {', '.join(stand_ins)} where every space file holds a table of that "
+            "name (another program put it in the table's place)"
+        )
     lacking: list[str] = []
     for table, columns in SPACE_COLUMNS.items():
         found = {str(name).lower() for (name,) in conn.execute(_COLUMNS_SQL, (table,))}
@@ -247,6 +259,7 @@ def space_shape_problem(conn: apsw.Connection, names: frozenset[str]) -> str | N
 
 
 _COLUMNS_SQL: Final = "SELECT name FROM main.pragma_table_info(?)"
+_NOT_TABLES_SQL: Final = "SELECT name, type FROM main.sqlite_schema WHERE type <> 'table'"
 
 
 @dataclass(frozen=True, slots=True)

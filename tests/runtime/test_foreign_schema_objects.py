@@ -83,3 +83,19 @@ def test_a_hardened_connection_runs_no_trigger_and_refuses_schema_edits(tmp_path
             conn.execute("UPDATE sqlite_schema SET sql = 'x' WHERE name = 'a'")
     finally:
         conn.close()
+
+
+def test_a_view_in_place_of_a_space_files_table_is_refused_as_damage(tmp_path: Path) -> None:
+    _written(tmp_path)
+    _add(
+        tmp_path,
+        "DROP TABLE _cf_cells; CREATE VIEW _cf_cells AS SELECT 'x' AS id, X'31' AS value, 1 AS rev",
+    )
+    before = _space_path(tmp_path).read_bytes()
+    with sc.Runtime(tmp_path) as rt, pytest.raises(sc.SqliteCellsError) as info:
+        rt.space("demo")
+    message = str(info.value)
+    assert str(_space_path(tmp_path)) in message
+    assert "_cf_cells is a view where every space file holds a table" in message
+    assert "nothing was written" in message
+    assert _space_path(tmp_path).read_bytes() == before
