@@ -464,6 +464,9 @@ class SpaceFile:
         self._wcursor: apsw.Cursor | None = None
         self._rconn: apsw.Connection | None = None
         self._seen_seq = 0
+        # The newest seq whose event is published (set after _seen_seq, write lock held): a
+        # catch-up that finds nothing past it has nothing left for a settle() to wait for.
+        self._published_seq = 0
         self._peer_seq = 0  # the newest seq a peer of this process said it committed here
         self.opened_seq = 0  # commits up to here were never published as events
         self._data_version: int | None = None  # None: catch up from _seen_seq at the next poll
@@ -587,7 +590,7 @@ class SpaceFile:
             with self._read_lock:
                 self._rconn = reader
                 if at_start:
-                    self._seen_seq = self.opened_seq = last
+                    self._seen_seq = self._published_seq = self.opened_seq = last
                     self._data_version = self._read_data_version()
                     self._indexed_targets = targets
             self._wcursor = writer.cursor()
@@ -1685,7 +1688,10 @@ class SpaceFile:
             # the version, tells whether any other commit came: seqs only grow, and every
             # commit of this runtime is applied before its committer returns. Then there is
             # nothing to take the write lock for (a writer of this runtime may be waiting).
-            if last_seq(self._rconn) <= self._seen_seq:
+            # Compared with what is published, not with what is applied: another catch-up
+            # (another thread's settle(), the poller) may have applied a commit and not yet
+            # told the scheduler, and a settle() returning here would not wait for its re-runs.
+            if last_seq(self._rconn) <= self._published_seq:
                 self._data_version = version
                 return False
         # The version is noted only once what it announced is applied: a catch-up running
@@ -1829,6 +1835,7 @@ class SpaceFile:
         self._landed()
         for event in events:
             self._publish(event)
+            self._published_seq = event.seq
 
     # -- compaction ----------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -254,3 +255,43 @@ def test_a_runtime_just_made_is_settled_at_once() -> None:
     for _ in range(20):
         with sc.Runtime.ephemeral() as rt:
             assert rt.settle(timeout=0) is True
+
+
+def test_settle_on_two_threads_each_waits_for_what_another_runtime_committed_before_it(
+    tmp_path: Path,
+) -> None:
+    """Two settles at once, after another runtime's commit (§3, R53): the first takes the
+    commit in and is held while it tells the scheduler; the second, finding the commit taken
+    in, still waits until it is told and re-run, then sees its value."""
+    with sc.Runtime(tmp_path) as rt, sc.Runtime(tmp_path) as other:
+        space = rt.space("s")
+        doubled = sc.derive(space.cell("c", default=0), lambda v: v * 2)
+        assert rt.settle(timeout=SETTLE) and doubled.get() == 0
+        publish = space.file._publish
+        publishing, go = threading.Event(), threading.Event()
+
+        def held_publish(event: Any) -> None:
+            publishing.set()
+            go.wait(SETTLE)
+            publish(event)
+
+        space.file._publish = held_publish
+        with other.space("s").transact():
+            other.space("s").cell("c").set(1)
+        first = threading.Thread(target=rt.settle, args=(SETTLE,))
+        first.start()
+        assert publishing.wait(SETTLE)
+        seen: list[int] = []
+
+        def second_settle() -> None:
+            rt.settle(timeout=SETTLE)
+            seen.append(doubled.get())
+
+        second = threading.Thread(target=second_settle)
+        second.start()
+        second.join(0.5)  # (not a bound: a settle returning early did so by now)
+        go.set()
+        first.join()
+        second.join()
+        space.file._publish = publish
+        assert seen == [2]
