@@ -1229,13 +1229,20 @@ def _same_history(path: Path, db: DatabaseInfo) -> DatabaseInfo:
     before a first use (``files.look_unlocked``: the changesets of that commit in the file's
     journal and in the space's log), read without any lock and without writing; with
     ``index_incomplete`` set when that comparison finds the space file's op index missing a
-    commit of the database (it is rebuilt before anything else is compared)."""
+    commit of the database (it is rebuilt before anything else is compared); with ``damage``
+    set when that look finds the file damaged although its seqs agree (a declared table
+    another program dropped), as ``check`` and a runtime's first use find it."""
     if not db.in_sync or db.kind != SourceKind.CELL.value or db.dropped:
         return db
     with read_errors(path):
         found = look_unlocked(path, db.id, path.parent / db.file, busy_ms=5_000)
     if found.action is Action.INDEX_INCOMPLETE:
         return replace(db, index_incomplete=found.detail)
+    detail = found.detail or ""
+    if found.action is Action.DAMAGED or (
+        found.action is Action.QUARANTINED and detail.startswith(DAMAGED_FILE)
+    ):
+        return replace(db, damage=one_line(detail))
     if found.action is not Action.QUARANTINED:
         return db
     return replace(db, history=found.detail or "another history than its space's log")

@@ -323,6 +323,30 @@ def test_inspect_and_check_of_a_file_with_a_corrupt_table_page(
     assert code == 0 and "(in sync)" in out
 
 
+def test_inspect_finds_a_declared_table_another_program_dropped_as_check_does(
+    store: Path,
+) -> None:
+    path = _chat(store, "one")
+    conn = apsw.Connection(str(path))
+    conn.execute("DROP TABLE m")
+    conn.close()
+    done = run_cli("inspect", str(store))
+    assert done.returncode == 1, done.stdout
+    assert "(in sync)" not in done.stdout
+    assert "watermark 1, DAMAGED: the file lacks the table(s) ['m']" in done.stdout
+    assert "finding: database " in done.stdout and "is damaged (the file lacks" in done.stdout
+    assert "`sqlite-cells check --repair` rebuilds it" in done.stdout
+    done = run_cli("inspect", str(store), "--json")
+    (database,) = json.loads(done.stdout)["spaces"][0]["databases"]
+    assert done.returncode == 1
+    assert database["in_sync"] is False
+    assert database["damage"].startswith("the file lacks the table(s) ['m']")
+    assert run_cli("check", str(store)).returncode == 1  # as `check` finds it
+    assert run_cli("check", str(store), "--repair").returncode == 0
+    done = run_cli("inspect", str(store))
+    assert done.returncode == 0 and "(in sync)" in done.stdout
+
+
 # 5. query parameters
 
 
