@@ -92,7 +92,7 @@ from sqlite_cells.codec import (
     brief_repr,
 )
 from sqlite_cells.files import orphans
-from sqlite_cells.read import text_table
+from sqlite_cells.read import NEWER_DECLARATION_ADVICE, text_table
 from sqlite_cells.runtime import (
     SPACE_FILES,
     interrupts_held,
@@ -630,6 +630,15 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
     return handlers[command](args, out)
 
 
+# A query reads with the declaration its space recorded at its last write to the database: a
+# newer one reaches the space with a write of the program that declares it, not from here.
+_NEWER_DECLARATION_HERE = (
+    "this command reads it with the declaration its space recorded last, which the program "
+    "using the store replaces with the newer one at its next write to this database: run "
+    "that program, then query again (`sqlite-cells cells` shows the tables recorded)"
+)
+
+
 def _message(exc: SqliteCellsError) -> str:
     """The error's message with the name of the Python or SQLite error behind a failed query
     replaced by what it means (the message of a query error carries it)."""
@@ -638,6 +647,8 @@ def _message(exc: SqliteCellsError) -> str:
     if isinstance(exc, QueryTimeout):
         # (The read names the deadline --timeout already: query_store's timeout_setting.)
         return text.replace("narrow the query", "narrow the query, or give a larger --timeout")
+    if isinstance(exc, QueryError):
+        text = text.replace(NEWER_DECLARATION_ADVICE, _NEWER_DECLARATION_HERE)
     if not isinstance(exc, QueryError) or cause is None:
         return text
     if isinstance(cause, SqliteCellsError):

@@ -13,6 +13,7 @@ from sqlite_cells.read._query import QueryState as QueryState
 from sqlite_cells.read._query import Reaction as Reaction
 from sqlite_cells.read._query import react_on_members as react_on_members
 from sqlite_cells.read._query import resolve_params as resolve_params
+from sqlite_cells.read._reader import NEWER_DECLARATION_ADVICE as NEWER_DECLARATION_ADVICE
 from sqlite_cells.read._reader import Rows as Rows
 from sqlite_cells.read._reader import Statement as Statement
 from sqlite_cells.read._reader import StatementResult as StatementResult
@@ -26,6 +27,7 @@ from sqlite_cells.read._workers import QueryWorkers as QueryWorkers
 __all__ = [
     "LINKS_FOLLOWED",
     "LINK_MARK",
+    "NEWER_DECLARATION_ADVICE",
     "LinkText",
     "LiveQueries",
     "Query",

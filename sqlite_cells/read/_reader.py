@@ -93,6 +93,7 @@ from sqlite_cells.sql import (
 )
 
 __all__ = [
+    "NEWER_DECLARATION_ADVICE",
     "SHORT_FUNCTIONS",
     "Kept",
     "ReadMap",
@@ -1022,6 +1023,11 @@ def _stored_newer(pooled: PooledConnection, decl: Declaration) -> int | None:
         return None
 
 
+# What a program is told to do about a file a newer declaration migrated; the command line,
+# which reads with the declaration its space recorded last, says instead what to do from there.
+NEWER_DECLARATION_ADVICE: Final = "update the declaration (tables and version) to the newer one"
+
+
 def _newer_file(pooled: PooledConnection, decl: Declaration) -> str | None:
     """What to say of a read that meets another declaration's tables, when the file open on
     ``pooled`` is at a version newer than ``decl``'s (R14); None when it is not."""
@@ -1030,8 +1036,8 @@ def _newer_file(pooled: PooledConnection, decl: Declaration) -> str | None:
         return None
     return (
         f"the file is at version {stored}, newer than the declared version={decl.version}: a "
-        "newer declaration migrated it, and this one no longer matches its tables; update the "
-        "declaration (tables and version) to the newer one"
+        f"newer declaration migrated it, and this one no longer matches its tables; "
+        f"{NEWER_DECLARATION_ADVICE}"
     )
 
 

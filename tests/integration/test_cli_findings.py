@@ -347,6 +347,39 @@ def test_inspect_finds_a_declared_table_another_program_dropped_as_check_does(
     assert done.returncode == 0 and "(in sync)" in done.stdout
 
 
+def _add_table(conn: apsw.Connection, from_version: int) -> None:
+    conn.execute("CREATE TABLE extra (id integer primary key)")
+
+
+def test_query_of_a_file_a_newer_declaration_migrated_says_what_to_do_from_the_shell(
+    store: Path,
+) -> None:
+    _chat(store, "one")
+    kept = {p.name: p.read_bytes() for p in store.glob("space-*")}
+    with sc.Runtime(store) as rt:  # a newer program migrates the file, and its space's commit
+        space = rt.space("demo")  # is lost (the space file restored from before it)
+        newer = {**TABLES, "extra": sc.table(id="integer primary key")}
+        db = space.sqlite_database("chat", tables=newer, version=2, migrate=_add_table)
+        with space.transact():
+            db.exec("INSERT INTO m (body) VALUES ('two')")
+    for path in store.glob("space-*"):
+        path.unlink()
+    for name, data in kept.items():
+        (store / name).write_bytes(data)
+    assert run_cli("check", str(store), "--repair").returncode == 0  # the commit undone
+    for sql in ("SELECT * FROM extra", "SELECT nope FROM m"):
+        done = run_cli("query", str(store), "demo", "chat", sql)
+        assert done.returncode == 1 and done.stdout == ""
+        assert "QueryError: " in done.stderr
+        assert "the file is at version 2, newer than the declared version=1" in done.stderr
+        assert "update the declaration" not in done.stderr
+        assert (
+            "this command reads it with the declaration its space recorded last, which the "
+            "program using the store replaces with the newer one at its next write to this "
+            "database: run that program, then query again" in done.stderr
+        )
+
+
 # 5. query parameters
 
 
