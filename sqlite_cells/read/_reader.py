@@ -533,7 +533,11 @@ def _not_there(path: Path) -> str:
     no regular file (a directory, a named pipe, a device) stands at its path now."""
     instead = stands_instead(path)
     if instead is None:
-        return f"the injected file {path} is gone (deleted or moved after it was registered)"
+        return (
+            f"the injected file {path} is gone (deleted or moved after it was registered): put "
+            "it back there, or register the file where it is now (register_disk_source, or "
+            "`sqlite-cells link` again) and link the inputs that read it to it there"
+        )
     return instead
 
 

@@ -544,6 +544,25 @@ def test_cells_and_inspect_show_the_names_the_store_tells(
     assert f"database 'ref.db' ({source['id']})" in out
 
 
+def test_query_of_an_injected_file_that_is_gone_says_what_to_do(
+    store: Path, tmp_path: Path
+) -> None:
+    piece = _piece(store)
+    ref = _reference(tmp_path / "ref.db")
+    linked = run_cli("link", f"sqlite:{ref}", "demo", piece, "ref", "--store", str(store))
+    assert linked.returncode == 0
+    ref.rename(tmp_path / "moved.db")
+    done = run_cli("query", str(store), "demo", "ref.db", "SELECT * FROM countries")
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.startswith("sqlite-cells: QueryError: ")
+    assert (
+        f"the injected file {ref} is gone (deleted or moved after it was registered): put "
+        "it back there, or register the file where it is now (register_disk_source, or "
+        "`sqlite-cells link` again) and link the inputs that read it to it there in "
+        "'SELECT * FROM countries'" in done.stderr
+    )
+
+
 def test_python_dash_m_starts_the_command(chat: Path) -> None:
     env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
     for module in ("sqlite_cells", "sqlite_cells.cli"):
