@@ -367,17 +367,22 @@ def test_query_of_a_file_a_newer_declaration_migrated_says_what_to_do_from_the_s
     for name, data in kept.items():
         (store / name).write_bytes(data)
     assert run_cli("check", str(store), "--repair").returncode == 0  # the commit undone
-    for sql in ("SELECT * FROM extra", "SELECT nope FROM m"):
-        done = run_cli("query", str(store), "demo", "chat", sql)
-        assert done.returncode == 1 and done.stdout == ""
-        assert "QueryError: " in done.stderr
-        assert "the file is at version 2, newer than the declared version=1" in done.stderr
-        assert "update the declaration" not in done.stderr
-        assert (
-            "this command reads it with the declaration its space recorded last, which the "
-            "program using the store replaces with the newer one at its next write to this "
-            "database: run that program, then query again" in done.stderr
-        )
+    done = run_cli("query", str(store), "demo", "chat", "SELECT * FROM extra")
+    assert done.returncode == 1 and done.stdout == ""
+    assert "QueryError: " in done.stderr
+    assert "the file is at version 2, newer than the declared version=1" in done.stderr
+    assert "update the declaration" not in done.stderr
+    assert (
+        "this command reads it with the declaration its space recorded last, which the "
+        "program using the store replaces with the newer one at its next write to this "
+        "database: run that program, then query again" in done.stderr
+    )
+    # A column neither the file nor the declaration has: the statement is what to correct.
+    done = run_cli("query", str(store), "demo", "chat", "SELECT nope FROM m")
+    assert done.returncode == 1 and done.stdout == ""
+    assert "neither the file nor the declaration has that column" in done.stderr
+    assert "correct the statement" in done.stderr
+    assert "run that program" not in done.stderr
 
 
 # 5. query parameters
