@@ -272,3 +272,31 @@ def test_the_readme_counts_the_compiled_modules_setup_py_builds() -> None:
     assert said is not None
     built = len(re.findall(r"\bExtension\(", (ROOT / "setup.py").read_text()))
     assert words[said.group(1)] == built
+
+
+def _limits() -> list[tuple[str, float]]:
+    from sqlite_cells.cli import _cli
+    from sqlite_cells.read import _display, _workers
+    from sqlite_cells.runtime import _space_file
+    from sqlite_cells.sql import _guard
+
+    return [
+        ("workers and their extras ({} beyond `query_workers`)", _workers.MAX_EXTRA),
+        ("The statement guard reads at most {} characters", _guard.MAX_STATEMENT_LENGTH),
+        ("a text table shows the first {} columns", _display.WIDEST_CELL),
+        (
+            "(at most {} characters)",
+            _display.WIDEST_CELL * _display.CELL_CHARACTERS_PER_COLUMN,
+        ),
+        ("each of their waits for a lock lasts at most {} s", _cli.LOCK_WAIT),
+        ("SQLite's busy timeout ({} s)", _space_file.BUSY_TIMEOUT_MS / 1000),
+    ]
+
+
+@pytest.mark.parametrize(("phrase", "value"), _limits())
+def test_the_limits_the_readme_states_are_the_codes(phrase: str, value: float) -> None:
+    """A number the README gives for a limit is the constant the code keeps (it said extra
+    workers stop at 8 beyond ``query_workers`` after the code had raised that to 14)."""
+    text = " ".join(README.read_text().split())
+    shown = f"{value:,.0f}" if value == int(value) else f"{value:,}"
+    assert phrase.format(shown) in text, phrase.format(shown)
