@@ -3,7 +3,7 @@
 Layers, lowest first: ``codec`` ← ``runtime`` ← ``sql`` ← ``schema`` ← ``files`` ← ``read`` and
 ``write`` ← the package's own modules (``sqlite_cells/_*.py``, which put the pieces together) ←
 ``cli``. A module may import its own layer and the layers below; ``read`` and ``write`` do not
-import each other. Every import counts, type-only ones included. No module imports a
+import each other. Every import counts, type-only and relative ones included. No module imports a
 ``_private`` name of another module, and across layers a module imports a layer's public face
 (``sqlite_cells.sql``), not its private modules (``sqlite_cells.sql._guard``).
 """
@@ -48,14 +48,28 @@ def layer_of_module(module: str) -> str | None:
     return "top"
 
 
+def package_of(path: Path) -> list[str]:
+    """The package a file is imported in (``codec/x.py`` is in ``sqlite_cells.codec``)."""
+    parts = list(path.relative_to(ROOT).parent.parts)
+    return parts if parts[0] == "sqlite_cells" else ["sqlite_cells", *parts]
+
+
 def imports(path: Path) -> list[tuple[str, str]]:
-    """(module, name) for each imported name; name is "" for ``import module``."""
+    """(module, name) for each imported name; name is "" for ``import module``. A relative
+    import counts as the absolute one it stands for (``from ..read import x`` in ``sql/``
+    reaches ``sqlite_cells.read``)."""
     found: list[tuple[str, str]] = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             found.extend((alias.name, "") for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.extend((node.module, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0:
+                module = node.module or ""
+            else:
+                package = package_of(path)
+                base = package[: len(package) - node.level + 1]
+                module = ".".join([*base, *([node.module] if node.module else [])])
+            found.extend((module, alias.name) for alias in node.names)
     return found
 
 
@@ -122,3 +136,22 @@ def test_the_checker_sees_each_kind_of_violation(tmp_path: Path) -> None:
         "imports the private name _private from sqlite_cells.sql._guard",
         "imports runtime: write sqlite_cells.runtime",
     ]
+
+
+def test_the_checker_reads_relative_imports() -> None:
+    bad = ROOT / "sqlite_cells" / "sql" / "_zz_layering_relative_probe.py"
+    bad.write_text(
+        "from ..read._pool import ReadPool\nfrom .._db import SqliteDb\nfrom . import x\n"
+    )
+    try:
+        found = violations(bad)
+    finally:
+        bad.unlink()
+    assert found == [
+        "imports sqlite_cells.read._pool (read), above or beside sql",
+        "imports sqlite_cells.read._pool: import the read layer's public face",
+        "imports sqlite_cells._db (top), above or beside sql",
+        "imports sqlite_cells._db: import the top layer's public face",
+    ]
+    codec_file = ROOT / "codec" / "_values.py"
+    assert package_of(codec_file) == ["sqlite_cells", "codec"]
