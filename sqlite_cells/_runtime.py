@@ -162,11 +162,16 @@ class Space(runtime.Space):
 
     @checked_arguments
     def register_disk_source(self, path: str | os.PathLike[str]) -> SqliteDb:
-        """A read-only handle to an existing SQLite file outside the store (R60). The path rules
-        are those of ``_sources``; registering the same file twice gives the same handle. The
-        handle cell is written once (a commit), so a link to it resolves after a restart; it
-        records the file's device and inode, and registering the path again after the file was
-        replaced records the new file's (the same handle, re-pinned)."""
+        """A read-only handle to an existing SQLite file outside the store (R60). ``path`` must
+        be absolute, exist, be a regular file once links are resolved, lie outside the store
+        (no hard link to a file of the store either) and, when the runtime has
+        ``disk_source_roots``, under one of them; otherwise ``DiskSourceError`` naming the
+        rule broken, and nothing is written. Registering the same file twice gives the same
+        handle (its id derives from the space and the resolved path). The handle cell is
+        written once (a commit), so a link to it resolves after a restart; it records the
+        file's device and inode, and registering the path again after the file was replaced
+        records the new file's (the same handle, re-pinned). ``db.exec`` on it raises
+        ``ReadOnlySource``; it is never migrated and reads with the file's own schema."""
         runtime = self.runtime
         runtime.check_open()  # a closed runtime registers nothing (and reads no file for it)
         resolved, pinned = register_disk_file(
@@ -455,10 +460,14 @@ class Space(runtime.Space):
 class Runtime(runtime.Runtime):
     """Opens spaces in a store and runs what reacts to their commits, database cells included.
 
-    ``query_workers`` threads run live queries; ``read_pool_size`` bounds the idle read-only
-    connections; ``query_timeout`` interrupts a read (``QueryTimeout``); ``exec_timeout``
-    interrupts a write statement (``ExecTimeout``, R44); ``disk_source_roots`` limits where
-    injected files may live (R60).
+    ``store`` is the store's directory (default: ``$SQLITE_CELLS_STORE``, else
+    ``./.sqlite-cells/``; created if missing); ``Runtime.ephemeral()`` uses a temporary one,
+    removed on close. Commits of other runtimes and processes on the store are looked for every
+    ``poll_interval`` seconds (R53); ``query_workers`` threads run live queries and reads;
+    ``read_pool_size`` bounds the idle read-only connections (R40); ``query_timeout`` seconds
+    end a read with ``QueryTimeout``, and ``exec_timeout`` seconds a write statement with
+    ``ExecTimeout`` (R44); ``disk_source_roots`` limits where injected files may live (R60).
+    Also a context manager; ``close()`` ends it.
     """
 
     space_class = Space

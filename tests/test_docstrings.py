@@ -19,3 +19,16 @@ def test_every_public_member_has_a_docstring(cls: type) -> None:
         if not name.startswith("_") and not inspect.getdoc(member)
     ]
     assert missing == [], f"{cls.__name__}: {missing}"
+
+
+def test_the_runtime_says_what_each_of_its_options_is() -> None:
+    """``help(sc.Runtime)`` names every argument of SPEC §3's constructor (it left out ``store``
+    and ``poll_interval``), and ``register_disk_source`` states R60's path rules itself (it sent
+    the reader to a private module)."""
+    doc = inspect.getdoc(sc.Runtime) or ""
+    missing = [p for p in inspect.signature(sc.Runtime).parameters if f"``{p}``" not in doc]
+    assert missing == []
+    doc = inspect.getdoc(sc.Space.register_disk_source) or ""
+    assert "``_sources``" not in doc
+    for rule in ("absolute", "regular file", "outside the store", "disk_source_roots"):
+        assert rule in doc, rule
