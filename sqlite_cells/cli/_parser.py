@@ -254,10 +254,12 @@ def _maintenance_parsers(commands: argparse._SubParsersAction[_Intermixed]) -> N
     gc = commands.add_parser(
         "gc",
         parents=[_common(suppress=True)],
-        help="list database files no handle refers to; remove them with --yes",
-        description="List the store's cell-*.sqlite files that no handle of any space names, "
-        "and those of databases dropped with db.drop() (R74). Nothing is removed without "
-        "--yes. A file that never held a commit is kept while any connection has it open (a new "
+        help="list unused or dropped database files; remove them with --yes",
+        description="List the store's cell-*.sqlite files of databases dropped with db.drop() "
+        "and those that no handle of any space names and that never held a commit (R74). "
+        "Nothing is removed without --yes. A file that holds commits but that no space names "
+        "(orphaned: its space file lost) is listed as kept and never removed. A file that never "
+        "held a commit is kept while any connection has it open (a new "
         "database's first write may be running: gc says so and exits 1). A -wal, -shm or "
         "-journal with no database file beside it is listed as kept, with what to do (removed "
         "with --yes only when its database was dropped).",

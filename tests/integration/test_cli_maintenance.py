@@ -755,6 +755,21 @@ def test_a_database_file_whose_space_file_is_gone_is_kept_by_gc_and_reported_by_
     assert apsw.Connection(str(kept)).execute("SELECT v FROM t").fetchall() == [(1,)]
 
 
+def test_gcs_help_says_an_orphaned_file_is_kept(capsys: pytest.CaptureFixture[str]) -> None:
+    """``gc --help`` (and the command list) say which files ``--yes`` removes: a file no space
+    names is one only if it never held a commit (the test above); the help said every file no
+    handle names is listed for removal."""
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    listing = " ".join(capsys.readouterr().out.split())
+    assert "list unused or dropped database files; remove them with --yes" in listing
+    with pytest.raises(SystemExit):
+        main(["gc", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "no handle of any space names and that never held a commit (R74)" in text
+    assert "is listed as kept and never removed" in text
+
+
 def test_another_programs_rows_under_a_database_files_name_are_never_garbage(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
