@@ -270,7 +270,17 @@ class SqliteDb(Cell):
     @_refuse_exec.shown
     def exec(self, sql: str = NO_VALUE, params: Any = None, *extra: Never, **named: Never) -> None:
         """Record one write statement on the current transaction; it runs when the transaction
-        commits, in the same SQLite transaction as the cell writes (R31–R34)."""
+        commits, in the same SQLite transaction as the cell writes (R31–R34), and returns
+        ``None`` (abort-only: there is no per-write result).
+
+        ``sql`` is one ``INSERT``/``REPLACE``/``UPDATE``/``DELETE`` (optionally after ``WITH``,
+        no ``RETURNING``); ``params`` a list or tuple (for ``?``) or a mapping (for ``:name``). A
+        ``Cell`` bound to a ``*_cf_link`` column is stored as its link; ``None`` binds NULL.
+        Raised at the call, recording nothing and leaving the transaction usable (R32):
+        ``NoTransaction`` outside a transaction, ``GuardViolation`` (R20–R24),
+        ``LinkEncodeError`` and ``PendingValue`` (R31), ``TooManyDatabases`` (R33),
+        ``ReadOnlySource`` for an injected file (R60). At commit, an SQL error rolls back the
+        whole transaction as ``ExecError`` (``ExecTimeout`` past ``exec_timeout``, R44)."""
         # Missing or stray arguments are refused here: exec is hot (see refusal_of).
         if sql is NO_VALUE or extra or named:
             given = () if sql is NO_VALUE else (sql, params)
@@ -508,11 +518,18 @@ class SqliteDb(Cell):
     def query(
         self, sql: str, params: Any = None, *, row: type[Any] | None = None, react_on: Any = DEFAULT
     ) -> Query[Any]:
-        """A live query. By default it re-runs after each committed write that changes what it
-        reads (R51); ``react_on=db`` after every committed write to this database; any other
-        cell or value replaces that (cells in a list, tuple or dict each count, as in
-        ``params``; a collection nested in one, a set or a generator is a
-        ``QueryArgumentError``, as there); ``react_on=None`` runs it once per sql/params. A
+        """A live query: a cell whose value is a ``QueryState(pending, result, error, seq)``
+        (R42), its rows dicts by column name, or instances of ``row`` (a msgspec Struct, a
+        dataclass or a TypedDict; ``sc.Cell`` fields decode links, R43). ``sql`` is one
+        ``SELECT``, ``VALUES`` or ``WITH … SELECT`` (else ``GuardViolation``, raised here);
+        ``params`` a list (for ``?``), a mapping (for ``:name``) or the one ``?``'s value; a
+        cell among them stands for its value. A failing run sets ``error``; it never raises
+        into the scheduler. By default it re-runs after each committed write that changes
+        what it reads (R51); ``react_on=db`` after every committed write to this database; any
+        other cell or value replaces that (cells in a list, tuple or dict each count, as in
+        ``params``; a cell nested deeper or in a set, or a generator, is a ``QueryError``
+        and a ``TypeError``, as there; a plain value of any shape is a constant);
+        ``react_on=None`` runs it once per sql/params. A
         pattern's database input in ``react_on`` stands for the database it links to now.
         Cells among ``params`` re-run it too."""
         sql = plain_text(sql)

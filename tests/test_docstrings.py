@@ -32,3 +32,20 @@ def test_the_runtime_says_what_each_of_its_options_is() -> None:
     assert "``_sources``" not in doc
     for rule in ("absolute", "regular file", "outside the store", "disk_source_roots"):
         assert rule in doc, rule
+
+
+@pytest.mark.parametrize("method", [sc.SqliteDb.exec, sc.SqliteDb.query])
+def test_exec_and_query_say_what_they_take_and_raise(method: object) -> None:
+    """``help(db.exec)`` / ``help(db.query)`` say what the statement and parameters are and
+    which errors come at the call (they said only when the write runs, or how a query
+    re-runs); every error they name is one ``sc`` exports."""
+    import builtins
+    import re
+
+    doc = inspect.getdoc(method) or ""
+    named = set(re.findall(r"``(\w+(?:Error|Violation|Transaction|Value|Databases|Source))``", doc))
+    assert {"GuardViolation"} < named
+    ours = named - set(dir(builtins))
+    assert [n for n in ours if not issubclass(getattr(sc, n, type), sc.SqliteCellsError)] == []
+    for word in ("``sql``", "``params``"):
+        assert word in doc
