@@ -150,7 +150,17 @@ class Runtime(Reference):
     @checked_arguments
     def ephemeral(cls, **options: Any) -> Self:
         """A runtime on a store in a new temporary directory, removed on close — or, for a
-        runtime never closed, when the interpreter exits (the runtime is closed then)."""
+        runtime never closed, when the interpreter exits (the runtime is closed then).
+        ``options`` are the runtime's keyword options (``poll_interval``, …), not ``store``:
+        a ``store`` given is an ``InvalidArgument`` naming ``sc.Runtime(store)`` instead."""
+        if "store" in options:
+            # (Passed on, it met the temporary store and was refused as a call to Runtime()
+            # with two stores, whose advice was to call Runtime(store=…) — not this call.)
+            raise InvalidArgument(
+                f"Runtime.ephemeral() makes its own temporary store, removed on close: it does "
+                f"not take store={options['store']!r}; to use that directory, call "
+                f"sc.Runtime({options['store']!r}) (its other options are the same)"
+            )
         path: Path | None = None
         runtime: Self | None = None
         try:

@@ -1069,3 +1069,21 @@ def test_argument_errors_name_what_the_caller_wrote() -> None:
                 call()
             assert "react_on=<what it reads>" in str(refused.value)
             assert "object at" not in str(refused.value)
+
+
+def test_ephemeral_given_a_store_says_to_call_runtime_with_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ephemeral`` makes its own store: one given is refused naming this call and what to
+    call instead (it was refused as ``Runtime()`` given two stores, whose advice was to call
+    ``Runtime(store=None, …)``), and no temporary directory is left."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    mine = tmp_path / "mine"
+    with pytest.raises(sc.SqliteCellsError) as info:
+        sc.Runtime.ephemeral(store=str(mine))  # type: ignore[call-arg]  # (the mistake tested)
+    assert isinstance(info.value, ValueError) and isinstance(info.value, TypeError)
+    message = str(info.value)
+    assert "Runtime.ephemeral() makes its own temporary store" in message
+    assert f"sc.Runtime({str(mine)!r})" in message
+    assert list((tmp_path / "tmp").iterdir()) == [] and not mine.exists()
