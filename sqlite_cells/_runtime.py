@@ -123,8 +123,13 @@ class Space(runtime.Space):
         source: VmSource | None = None,
     ) -> SqliteDb:
         """The database cell ``name`` (its id derives from the space and the name, or inside a
-        pattern from the piece; R1) with the declared ``tables``. Nothing is written until the
-        first ``db.exec`` (R13)."""
+        pattern from the piece; R1) with the declared ``tables`` (``sc.table(...)``, R10–R12:
+        a bad declaration is a ``SchemaError`` here). Nothing is written until the first
+        ``db.exec``, which creates and migrates the file, additively only (R13). When the
+        file's stored ``version`` is older than the one declared, ``migrate(conn,
+        from_version)`` runs first, in the same transaction of that file (R14).
+        ``source=sc.VmSource(vm, path)`` is accepted; its queries and writes fail with
+        ``NotImplementedSource`` (R62)."""
         if name is not None:
             name = check_name("database name", name)
         self.runtime.check_open()

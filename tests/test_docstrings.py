@@ -49,3 +49,11 @@ def test_exec_and_query_say_what_they_take_and_raise(method: object) -> None:
     assert [n for n in ours if not issubclass(getattr(sc, n, type), sc.SqliteCellsError)] == []
     for word in ("``sql``", "``params``"):
         assert word in doc
+
+
+def test_sqlite_database_says_what_each_of_its_options_is() -> None:
+    """``help(space.sqlite_database)`` names ``version``, ``migrate`` and ``source`` (SPEC §4,
+    R14, R62) as well as ``name`` and ``tables`` (it named only those two)."""
+    doc = inspect.getdoc(sc.Space.sqlite_database) or ""
+    parameters = list(inspect.signature(sc.Space.sqlite_database).parameters)[1:]
+    assert [p for p in parameters if f"``{p}" not in doc] == []
