@@ -349,6 +349,8 @@ class Runtime(Reference):
             self._participants[kind] = participant
 
     def participant(self, kind: str) -> CommitParticipant:
+        """The commit participant registered for ops of ``kind`` (§1, the extension point); a
+        ``SqliteCellsError`` when none is."""
         try:
             return self._participants[kind]
         except KeyError:
@@ -549,9 +551,12 @@ class Runtime(Reference):
 
     @property
     def is_open(self) -> bool:
+        """Whether the runtime can still be used: not closed, and used in the process that
+        opened it (in a forked child it cannot)."""
         return not self._closed and self._made_in == generation()
 
     def check_open(self) -> None:
+        """Raise ``ClosedError`` (saying what to do) unless :attr:`is_open`."""
         with self._lock:
             self._check_open_locked()
 

@@ -781,6 +781,8 @@ class Runtime(runtime.Runtime):
         return Op(kind=KIND, target=target, body=encode_op_body(OpBody("", [], False)))
 
     def declaration(self, db_id: str) -> Declaration:
+        """What this runtime declared for the database ``db_id`` (its tables, version, file and
+        source kind); a ``SqliteCellsError`` saying to declare it first when it did not."""
         with self._decl_lock:
             found = self._declarations.get(db_id)
         if found is not None:

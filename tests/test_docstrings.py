@@ -1,6 +1,6 @@
 """`help()` says what each public member of the objects users hold does (README: the API is
-the SPEC's §3 and §4): no public method or property of a cell, a space, a database handle or a
-query is left without a docstring."""
+the SPEC's §3 and §4): no public method or property of a runtime, a cell, a space, a database
+handle or a query is left without a docstring."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import sqlite_cells as sc
 
 
-@pytest.mark.parametrize("cls", [sc.Cell, sc.Space, sc.SqliteDb, sc.Query])
+@pytest.mark.parametrize("cls", [sc.Cell, sc.Space, sc.SqliteDb, sc.Query, sc.Runtime])
 def test_every_public_member_has_a_docstring(cls: type) -> None:
     missing = [
         name
