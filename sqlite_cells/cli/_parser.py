@@ -285,7 +285,7 @@ def parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo",
         parents=[_common(suppress=True, formats_shown=False)],
-        help="run the example chat app on the default store",
+        help="run the example chat app (on STORE, else the default store)",
         description="Run the example chat app: a database cell, a live query, a rename that "
         "does not re-run the query, and a rolled-back write. Running it again continues the "
         "same database. It prints a walkthrough as text: --json, --csv and --ndjson do not "

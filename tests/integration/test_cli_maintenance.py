@@ -770,6 +770,18 @@ def test_gcs_help_says_an_orphaned_file_is_kept(capsys: pytest.CaptureFixture[st
     assert "is listed as kept and never removed" in text
 
 
+def test_the_command_list_says_demo_runs_on_the_store_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``demo [STORE]`` runs on the store given (the list said "on the default store")."""
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    listing = " ".join(capsys.readouterr().out.split())
+    assert "run the example chat app (on STORE, else the default store)" in listing
+    assert main(["demo", str(tmp_path / "store")]) == 0
+    assert list((tmp_path / "store").glob("space-*.sqlite"))
+
+
 def test_another_programs_rows_under_a_database_files_name_are_never_garbage(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
