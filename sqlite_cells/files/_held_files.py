@@ -27,7 +27,7 @@ import stat
 import threading
 from pathlib import Path
 
-__all__ = ["copy_file", "hold_open", "read_head", "release_hold"]
+__all__ = ["copy_file", "hold_open", "let_go_of", "read_head", "release_hold"]
 
 _CHUNK = 1 << 20
 _lock = threading.Lock()
@@ -78,6 +78,24 @@ def release_hold(identity: tuple[int, int]) -> None:
             _kept[identity] = left
         else:
             _close_unlinked()
+
+
+def let_go_of(identity: tuple[int, int], header: bytes) -> None:
+    """Close the kept descriptor of the file ``identity`` (its device and inode) when that file
+    is not empty and does not begin with ``header`` (SQLite's), and no hold keeps it: no
+    connection of SQLite locks such a file, so closing it drops no lock. Without it, each file
+    a registration refused for its header kept a descriptor for the life of the process."""
+    with _lock:
+        fd = _held.get(identity)
+        if fd is None or identity in _kept:
+            return
+        try:
+            start = os.pread(fd, len(header), 0)
+        except OSError:
+            return
+        if start not in (b"", header):
+            del _held[identity]
+            os.close(fd)
 
 
 def _descriptor(path: Path) -> int:

@@ -46,7 +46,7 @@ from typing import Final
 import apsw
 
 from sqlite_cells.codec import DiskSourceError, brief_repr, derive_id
-from sqlite_cells.files._held_files import read_head
+from sqlite_cells.files._held_files import let_go_of, read_head
 from sqlite_cells.runtime import (
     LONGEST_SQLITE_PATH,
     forbid_companions,
@@ -650,6 +650,7 @@ def _check_sqlite(given: str, resolved: Path, identity: Pin) -> None:
         raise DiskSourceError("sqlite-file", given, said) from exc
     # An empty file is SQLite's empty database (a program may create it and write it later).
     if header not in (SQLITE_HEADER, b""):
+        let_go_of(identity, SQLITE_HEADER)  # refused: nothing reads it again
         raise DiskSourceError(
             "sqlite-file", given, f"{resolved} is not an SQLite database (wrong header)"
         )

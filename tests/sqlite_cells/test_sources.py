@@ -762,6 +762,25 @@ def _open_deleted(path: Path) -> int:
     return found
 
 
+def test_a_file_refused_for_its_header_keeps_no_descriptor(space: Space, outside: Path) -> None:
+    """A registration reads the candidate's header through a descriptor it keeps (closing one
+    of a database would drop this process's SQLite locks on it). A file refused as not a
+    database is locked by no SQLite connection: each refused one kept a descriptor for the
+    life of the process (100 refused files, 100 more open descriptors)."""
+    refused = [_text(outside / f"notes-{i}.txt", b"hello, not a database") for i in range(100)]
+    for path in refused:
+        with pytest.raises(sc.DiskSourceError) as info:
+            space.register_disk_source(path)
+        assert info.value.rule == "sqlite-file" and "wrong header" in str(info.value)
+    still_open = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            still_open.append(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:
+            continue
+    assert [path for path in still_open if path in refused] == []
+
+
 def test_the_registered_file_stays_allocated_so_no_later_file_takes_its_inode(
     rt: sc.Runtime, space: Space, outside: Path, reference: Path
 ) -> None:
