@@ -20,6 +20,7 @@ __all__ = [
     "live_bytes",
     "log_bytes",
     "log_head",
+    "op_index_seq",
     "op_targets",
     "record_size",
     "shown_stored",
@@ -65,6 +66,26 @@ def compaction_point(conn: apsw.Connection) -> int:
         ),
         text_as_bytes=True,
         file=conn.filename,
+    )
+
+
+# What to do about a seq of the op index that is not an integer: the index only lists which
+# commits wrote which target, and a check rebuilds the rows it misses from the log (R71).
+OP_INDEX_SEQ_REMEDY = (
+    "delete that row with another tool (`DELETE FROM _cf_op_index WHERE typeof(seq) <> "
+    "'integer'`: the index only lists which commits wrote what), then run `sqlite-cells check "
+    "--repair`, which rebuilds the rows the index misses from the space's log"
+)
+
+
+def op_index_seq(value: object, target: str, file: str) -> int:
+    """``value``, a seq read from the op index row(s) of ``target``; anything else there is an
+    :class:`EncodingError` naming the row, the space file and what to do."""
+    return stored_int(
+        value,
+        f"a seq of the op index (a _cf_op_index row of target {target})",
+        remedy=OP_INDEX_SEQ_REMEDY,
+        file=file,
     )
 
 
@@ -162,7 +183,7 @@ def compact_log(
         ).fetchall()
     )
     for target, (newest,) in ended:
-        if not _ends(conn, target, stored_int(newest, "a seq of the op index"), ends):
+        if not _ends(conn, target, op_index_seq(newest, target, conn.filename), ends):
             continue
         gone = conn.execute(
             "SELECT max(seq) FROM _cf_op_index WHERE target = ? AND seq < ?", (target, newest)
@@ -190,7 +211,7 @@ def compact_log(
         ).fetchone()
         if row is None:
             continue  # fewer than keep_per_target commits wrote it: all kept
-        below = min(int(row[0]), upto + 1)
+        below = min(op_index_seq(row[0], target, conn.filename), upto + 1)
         gone = conn.execute(
             "SELECT max(seq) FROM _cf_op_index WHERE target = ? AND seq < ?", (target, below)
         ).fetchone()

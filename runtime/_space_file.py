@@ -88,10 +88,10 @@ from sqlite_cells.runtime._log import (
     last_seq,
     live_bytes,
     log_bytes,
+    op_index_seq,
     op_targets,
     record_size,
     shown_stored,
-    stored_int,
     stored_text_id,
 )
 from sqlite_cells.runtime._marks import mark, unchanged_since
@@ -1624,7 +1624,7 @@ class SpaceFile:
         row = conn.execute(
             "SELECT coalesce(max(seq), 0) FROM _cf_op_index WHERE target = ?", (target,)
         ).fetchone()
-        return stored_int(row[0], f"the last seq that wrote {target}") if row else 0
+        return op_index_seq(row[0], target, conn.filename) if row else 0
 
     @staticmethod
     def ops_for(conn: apsw.Connection, target: str, after: int, upto: int) -> list[tuple[int, Op]]:

@@ -479,3 +479,62 @@ def test_a_compaction_point_not_utf8_names_its_row_and_what_to_do(store: Path) -
         with rt.space("demo").transact():
             db.exec("INSERT INTO t (x) VALUES (2)")
         assert db.read("SELECT x FROM t ORDER BY x") == [{"x": 1}, {"x": 2}]
+
+
+@pytest.mark.parametrize("stored", ["'abc'", "2.5", "x'02'"])
+def test_an_op_index_seq_not_an_integer_names_its_row_and_advice_that_works(
+    store: Path, stored: str
+) -> None:
+    """A seq of the op index another program stored as text, a real or a blob is refused by a
+    runtime and every command naming the row and the space file, and the advice — delete the
+    row, then `check --repair` — works: the index is rebuilt from the log, nothing is lost."""
+    db = written_once(store, "demo", "chat")
+    written_once(store, "demo", "chat", 2)
+    (space_file,) = store.glob("space-*.sqlite")
+    conn = apsw.Connection(str(space_file))
+    conn.execute(f"UPDATE _cf_op_index SET seq = {stored} WHERE seq = 2")
+    assert conn.changes() == 1
+    conn.close()
+    expected = (
+        f"a seq of the op index (a _cf_op_index row of target {db.id}) in space file "
+        f"{space_file} is "
+    )
+    advice = (
+        "delete that row with another tool (`DELETE FROM _cf_op_index WHERE typeof(seq) <> "
+        "'integer'`: the index only lists which commits wrote what), then run `sqlite-cells "
+        "check --repair`, which rebuilds the rows the index misses from the space's log"
+    )
+    with pytest.raises(EncodingError) as caught, sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        space.sqlite_database("chat", tables={"t": sc.table(x="integer")}).read("SELECT x FROM t")
+    assert str(caught.value).startswith(expected), str(caught.value)
+    assert str(caught.value).endswith(advice)
+    with sc.Runtime(store) as rt:  # a compaction that meets the row says the same
+        space = rt.space("demo")
+        counter = space.cell("counter", default=0)
+        for n in range(3):
+            with space.transact():
+                counter.set(n)
+        space.file.compact_keep, space.file.keep_per_target = 1, 1
+        with pytest.raises(EncodingError) as caught:
+            space.file.compact()
+    assert str(caught.value).startswith(expected) and str(caught.value).endswith(advice)
+    for command in ("check", "inspect"):
+        done = run_cli(command, str(store))
+        assert done.returncode == 1, (command, done.stderr)
+        assert done.stderr.startswith(f"sqlite-cells: EncodingError: {expected}"), done.stderr
+        assert advice in done.stderr
+    conn = apsw.Connection(str(space_file))  # what the message says to do
+    conn.execute("DELETE FROM _cf_op_index WHERE typeof(seq) <> 'integer'")
+    conn.close()
+    done = run_cli("check", str(store), "--repair")
+    assert done.returncode == 0, done.stdout + done.stderr
+    done = run_cli("check", str(store))
+    assert done.returncode == 0 and "in sync" in done.stdout, done.stdout + done.stderr
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        chat = space.sqlite_database("chat", tables={"t": sc.table(x="integer")})
+        with space.transact():
+            chat.exec("INSERT INTO t (x) VALUES (3)")
+        assert chat.read("SELECT x FROM t ORDER BY x") == [{"x": 1}, {"x": 2}, {"x": 3}]
+        assert space.cell("counter", default=0).get() == 2
