@@ -106,7 +106,10 @@ def _no_seq_left(conn: apsw.Connection, space_id: str) -> DatabaseError:
         f"space {space_id!r}: the log of the space file {conn.db_filename('main')} ends at seq "
         f"{_LARGEST_SEQ}, the largest integer SQLite stores, so no commit can follow it; nothing "
         "of this one is visible: sqlite-cells never numbers commits so high (another program "
-        "wrote the log): run `sqlite-cells check` and restore the space file from a backup"
+        "wrote the log, which `sqlite-cells check` does not look at): with another tool, give "
+        "that row back the seq its record holds (`UPDATE _cf_log SET seq = "
+        f"json_extract(CAST(record AS TEXT), '$[0]') WHERE seq = {_LARGEST_SEQ}`), or restore "
+        "the space file from a backup"
     )
 
 

@@ -56,6 +56,46 @@ def test_a_log_ending_at_the_largest_seq_refuses_the_next_commit_naming_the_file
             assert c.get() == 1
 
 
+def test_the_advice_for_a_log_ending_at_the_largest_seq_works(tmp_path: Path) -> None:
+    """The error said to run `sqlite-cells check`, which does not look at seqs and found the
+    store in sync; the statement it gives now puts the seq back, and commits go on."""
+    store = tmp_path / "store"
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        for n in (1, 2):
+            with space.transact():
+                space.cell("c").set(n)
+    (path,) = store.glob("space-*.sqlite")
+    foreign = apsw.Connection(str(path))
+    foreign.execute(f"UPDATE _cf_log SET seq = {2**63 - 1} WHERE seq = 2")
+    foreign.close()
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        with pytest.raises(sc.DatabaseError) as raised, space.transact():
+            space.cell("c").set(3)
+    message = str(raised.value)
+    assert "`sqlite-cells check` does not look at" in message
+    assert "run `sqlite-cells check`" not in message
+    statement = message.split("(`", 1)[1].split("`)", 1)[0]
+    assert statement == (
+        "UPDATE _cf_log SET seq = json_extract(CAST(record AS TEXT), '$[0]') "
+        f"WHERE seq = {2**63 - 1}"
+    )
+    foreign = apsw.Connection(str(path))  # what the message says to do
+    foreign.execute(statement)
+    foreign.close()
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        c = space.cell("c")
+        assert c.get() == 2
+
+        @sc.handler
+        def put(n: int, *, cell: sc.Cell) -> None:
+            cell.set(n)
+
+        assert (put(3, cell=c), c.get()) == (3, 3)
+
+
 @pytest.mark.parametrize("raised", [MemoryError(), apsw.NoMemError("out of memory")])
 def test_a_commit_out_of_memory_says_so_and_what_to_do(raised: BaseException) -> None:
     """Errors: Python's MemoryError at commit (building a changeset, a record) reached the
