@@ -551,7 +551,7 @@ class NotInSync:
             return (
                 f"left out database {shown} of space {self.space!r} (file {self.file}): "
                 f"watermark {found.db_seq}, space seq {found.space_seq}: writes refused "
-                f"({detail}); {writes_refused_advice(self.file)}"
+                f"({detail}); {writes_refused_advice(self.file, found.rebuild_refusal or None)}"
             )
         return (
             f"left out database {shown} of space {self.space!r} (file {self.file}): "

@@ -68,6 +68,7 @@ from sqlite_cells.files import (
     orphans,
     quick_check,
     read_watermark,
+    rebuild_refusal,
     reconcile,
     recorded_pin,
     recorded_space_id,
@@ -188,6 +189,9 @@ class DatabaseInfo:
     # Why every write of it is refused although it is in sync with its space: another program
     # added what its declaration does not hold (``files.refused_writes``, what ``check`` says).
     writes_refused: str | None = None
+    # With ``writes_refused``: why its space's log cannot rebuild its file (None: it can), so
+    # that the advice says to move the file out for that rebuild only when it works.
+    rebuild_refusal: str | None = None
     # What its space file's op index misses of the commits that wrote it (another program
     # changed the index): ``check`` finds it, and a runtime and ``query`` read the database
     # only once the index is rebuilt from the log (R71).
@@ -579,7 +583,7 @@ class StoreInfo:
         refused = [
             f"database {db.id} of space {space.id!r} ({db.file}): watermark {db.watermark}, "
             f"space seq {db.last_write_seq}: writes refused ({db.writes_refused}); "
-            f"{writes_refused_advice(db.file)}"
+            f"{writes_refused_advice(db.file, db.rebuild_refusal)}"
             for space in self.spaces
             for db in space.databases
             if db.writes_refused is not None
@@ -1256,7 +1260,11 @@ def _refused_writes(path: Path, db: DatabaseInfo, handle: dict[str, Any]) -> Dat
         return db
     with read_only(path.parent / db.file) as conn:
         why = refused_writes(conn, db.id, handle["tables"], path)
-    return db if why is None else replace(db, writes_refused=why)
+    if why is None:
+        return db
+    with read_only(path) as conn:
+        refusal = rebuild_refusal(conn, db.id, db.last_write_seq)
+    return replace(db, writes_refused=why, rebuild_refusal=refusal)
 
 
 # What to do about a space file whose op index misses a commit of a database (``check`` and
@@ -1267,15 +1275,22 @@ INDEX_REBUILD_ADVICE: Final = (
 )
 
 
-def writes_refused_advice(name: str) -> str:
+def writes_refused_advice(name: str, refusal: str | None) -> str:
     """What to do about the database file ``name`` whose every write is refused although its
-    rows agree with its space (``check`` and ``inspect``)."""
-    return (
+    rows agree with its space (``check`` and ``inspect``): ``refusal``, why its space's log
+    cannot rebuild the file (None: it can, and moving the file out for that rebuild works)."""
+    said = (
         "nothing was changed, and `--repair` does not change it: its rows agree with its "
         "space and are read, but another program changed the file (see why), and "
         "every write of it is refused. Drop or undo what it changed in a `migrate` (bump "
-        f"version=), or move {moved_out_then_rebuilt(name)}"
+        "version=)"
     )
+    if refusal is not None:
+        return (
+            f"{said}, or undo it with another tool; do not move {name} out of the store: its "
+            f"space's log cannot rebuild it ({refusal})"
+        )
+    return f"{said}, or move {moved_out_then_rebuilt(name)}"
 
 
 def moved_out_then_rebuilt(name: str) -> str:

@@ -190,7 +190,7 @@ def _advice(o: Outcome, *, repairing: bool = False) -> str:
             f"so. Move {moved_out_then_rebuilt(o.path.name)}"
         )
     if o.action is Action.WRITES_REFUSED:
-        return writes_refused_advice(o.path.name)
+        return writes_refused_advice(o.path.name, o.rebuild_refusal or None)
     if o.action is Action.QUARANTINED and o.detail.startswith(HANDLE_FINDING):
         # The handle's value is wrong, not the file: moving the file out would not help.
         return (

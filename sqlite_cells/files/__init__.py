@@ -108,6 +108,7 @@ from sqlite_cells.files._reconcile import look_again as look_again
 from sqlite_cells.files._reconcile import look_unlocked as look_unlocked
 from sqlite_cells.files._reconcile import orphan_outcome as orphan_outcome
 from sqlite_cells.files._reconcile import owned_elsewhere as owned_elsewhere
+from sqlite_cells.files._reconcile import rebuild_refusal as rebuild_refusal
 from sqlite_cells.files._reconcile import reconcile as reconcile
 from sqlite_cells.files._reconcile import recorded_space_id as recorded_space_id
 from sqlite_cells.files._reconcile import remove_database_files as remove_database_files
@@ -236,6 +237,7 @@ __all__ = [
     "read_as_is",
     "read_head",
     "read_watermark",
+    "rebuild_refusal",
     "reconcile",
     "recorded_pin",
     "recorded_space_id",

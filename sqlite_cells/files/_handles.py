@@ -52,6 +52,7 @@ from sqlite_cells.files._reconcile import (
     UnreadableFile,
     database_seq,
     migrated_past_log,
+    rebuild_refusal,
     reconcile,
     recorded_space_id,
     recorded_version,
@@ -1459,7 +1460,11 @@ def writes_refused(outcome: Outcome, tables: dict[str, Any], space_file: Path) -
     )
     if why is None:
         return outcome
-    return replace(outcome, action=Action.WRITES_REFUSED, detail=why)
+    # Whether moving the file out for a rebuild would work (the advice says it only if so).
+    refusal = _answer(
+        space_file, lambda conn: rebuild_refusal(conn, outcome.db_id, outcome.space_seq)
+    )
+    return replace(outcome, action=Action.WRITES_REFUSED, detail=why, rebuild_refusal=refusal or "")
 
 
 def refused_writes(

@@ -128,6 +128,7 @@ __all__ = [
     "migrated_past_log",
     "orphan_outcome",
     "owned_elsewhere",
+    "rebuild_refusal",
     "reconcile",
     "recorded_version",
     "remove_database_files",
@@ -632,6 +633,16 @@ def _rebuild_refusal(space_conn: apsw.Connection, db_id: str, space_seq: int) ->
     except (_Irreparable, msgspec.DecodeError) as exc:
         return str(exc)
     return None
+
+
+def rebuild_refusal(space_conn: apsw.Connection, db_id: str, space_seq: int) -> str | None:
+    """:func:`_rebuild_refusal` for the advice given about a file no repair changes (its writes
+    refused): None as well when the log cannot be read for it (the advice then leaves the
+    rebuild as it is)."""
+    try:
+        return _rebuild_refusal(space_conn, db_id, space_seq)
+    except (apsw.Error, SqliteCellsError):
+        return None
 
 
 def _unrebuildable(db_id: str, path: Path, space_seq: int, detail: str, refusal: str) -> Outcome:

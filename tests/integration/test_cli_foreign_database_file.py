@@ -299,3 +299,54 @@ def test_query_of_a_column_a_kept_migration_renamed_makes_up_no_nulls(tmp_path: 
     assert "no such column: a" in done.stderr
     assert "the file is at version 2, newer than the declared version=1" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_file_whose_writes_are_refused_is_not_sent_to_a_rebuild_its_log_cannot_make(
+    store: Path,
+) -> None:
+    """§6, R71: the advice for a file whose every write is refused said to move it out of the
+    store and run `check --repair`, which rebuilds it from its space's log; after a compaction
+    the log cannot, and following it left the database quarantined with no file. The advice now
+    says not to move it (and why) whenever the log cannot rebuild it; the migrate it advises
+    still works."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=TABLES)
+        for body in ("a", "b", "c"):
+            with space.transact():
+                db.exec("INSERT INTO messages (body) VALUES (?)", [body])
+        space.file.compact_keep, space.file.keep_per_target = 1, 1
+        assert space.file.compact() == 2
+    (path,) = store.glob("cell-*.sqlite")
+    conn = apsw.Connection(str(path))
+    conn.execute("CREATE TABLE audit (x)")
+    conn.close()
+    cannot = (
+        f"or undo it with another tool; do not move {path.name} out of the store: its space's "
+        "log cannot rebuild it (the space's log was compacted"
+    )
+    for args in (["check"], ["check", "--repair"], ["inspect"]):
+        done = run_cli(*args, "--store", str(store))
+        assert done.returncode == 1, done.stdout
+        assert "writes refused" in done.stdout.lower(), (args, done.stdout)
+        assert cannot in done.stdout, (args, done.stdout)
+        assert "then run `sqlite-cells check --repair`, which rebuilds" not in done.stdout
+    listed = run_cli("tables", "--store", str(store))
+    assert listed.returncode == 1 and cannot in listed.stderr, listed.stderr
+
+    def migrate(mc: sc.MigrationConnection, from_version: int) -> None:
+        mc.execute("DROP TABLE audit")
+
+    with sc.Runtime(store) as rt:  # what the advice says
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=TABLES, version=2, migrate=migrate)
+        with space.transact():
+            db.exec("INSERT INTO messages (body) VALUES ('d')")
+        assert [r["body"] for r in db.read("SELECT body FROM messages ORDER BY id")] == [
+            "a",
+            "b",
+            "c",
+            "d",
+        ]
+    done = run_cli("check", "--store", str(store))
+    assert done.returncode == 0 and "in sync" in done.stdout, done.stdout
