@@ -69,6 +69,7 @@ from sqlite_cells.runtime._log import TARGET_BYTES as TARGET_BYTES
 from sqlite_cells.runtime._log import last_seq as last_seq
 from sqlite_cells.runtime._log import log_head as log_head
 from sqlite_cells.runtime._log import op_targets as op_targets
+from sqlite_cells.runtime._log import stored_int as stored_int
 from sqlite_cells.runtime._marks import forget as forget_marks
 from sqlite_cells.runtime._marks import unchanged_since as unchanged_since
 from sqlite_cells.runtime._moved_files import QUARANTINE_DIR as QUARANTINE_DIR
@@ -273,6 +274,7 @@ __all__ = [
     "space_shape_problem",
     "spelled_apart",
     "stored_format",
+    "stored_int",
     "stored_json_column",
     "surrogate_at",
     "taken",

@@ -86,6 +86,7 @@ from sqlite_cells.runtime import (
     odd_kind,
     op_targets_by_seq,
     out_of_files,
+    stored_int,
     stored_json_column,
     wait_for_locks,
 )
@@ -1499,6 +1500,29 @@ def _records_for(
     )
 
 
+# What to do about a seq of ``_cf_named`` that is not an integer: the seq before a target's
+# oldest commit the op index lists is at least the newest compaction removed (the index loses
+# the rows of the records compaction removes), so it claims no history the log does not hold.
+NAMED_SEQ_REMEDY: Final = (
+    "with another tool, give it the seq before the oldest commit the op index lists for it "
+    "(`UPDATE _cf_named SET seq = coalesce((SELECT min(seq) - 1 FROM _cf_op_index WHERE "
+    "target = _cf_named.id), (SELECT max(seq) FROM _cf_log)) WHERE typeof(seq) <> 'integer'`: "
+    "it records up to which seq compaction removed the commits that wrote it), then run "
+    "`sqlite-cells check`"
+)
+
+
+def _compacted_seq(space_conn: apsw.Connection, db_id: str, value: object) -> int:
+    """The seq of ``db_id``'s ``_cf_named`` row, read as ``value``; anything but an integer
+    there is an :class:`EncodingError` naming the row, the space file and what to do."""
+    return stored_int(
+        value,
+        f"the seq up to which the log was compacted for {db_id} (its _cf_named row)",
+        remedy=NAMED_SEQ_REMEDY,
+        file=space_conn.filename,
+    )
+
+
 def _check_history(space_conn: apsw.Connection, db_id: str, after: int) -> None:
     """``_Irreparable`` unless the log still holds every commit to ``db_id`` after seq
     ``after``: compaction may have removed older ones (``_cf_named`` says up to which seq), and a
@@ -1509,7 +1533,7 @@ def _check_history(space_conn: apsw.Connection, db_id: str, after: int) -> None:
         if known is not None
         else None
     )
-    if row is not None and int(row[0]) > after:
+    if row is not None and _compacted_seq(space_conn, db_id, row[0]) > after:
         raise _Irreparable(
             f"the space's log was compacted: its commits to this database up to seq {row[0]} "
             f"are gone, so it no longer holds the database's history after seq {after} to "

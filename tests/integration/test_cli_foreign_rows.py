@@ -538,3 +538,54 @@ def test_an_op_index_seq_not_an_integer_names_its_row_and_advice_that_works(
             chat.exec("INSERT INTO t (x) VALUES (3)")
         assert chat.read("SELECT x FROM t ORDER BY x") == [{"x": 1}, {"x": 2}, {"x": 3}]
         assert space.cell("counter", default=0).get() == 2
+
+
+def test_a_compacted_seq_not_an_integer_names_its_row_and_advice_that_works(
+    store: Path, tmp_path: Path
+) -> None:
+    """A `_cf_named` seq another program stored as text made `check` an internal error and a
+    runtime's repair of a missing file Python's raw ValueError. It is refused naming the row
+    and the space file, and the statement it gives restores the seq compaction removed up to,
+    so a rebuild is still refused (the log lost that history) and the file put back is in sync."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables={"t": sc.table(x="integer")})
+        for x in range(4):
+            with space.transact():
+                db.exec("INSERT INTO t (x) VALUES (?)", [x])
+        space.file.compact_keep, space.file.keep_per_target = 1, 1
+        assert space.file.compact() == 3
+    (space_file,) = store.glob("space-*.sqlite")
+    conn = apsw.Connection(str(space_file))
+    assert conn.execute("SELECT seq FROM _cf_named WHERE id = ?", (db.id,)).fetchall() == [(3,)]
+    conn.execute("UPDATE _cf_named SET seq = 'abc'")
+    conn.close()
+    kept = tmp_path / "kept.sqlite"
+    Path(db.path).rename(kept)
+    expected = (
+        f"the seq up to which the log was compacted for {db.id} (its _cf_named row) in space "
+        f"file {space_file} is the text 'abc', not an integer"
+    )
+    done = run_cli("check", str(store))
+    assert done.returncode == 1 and "internal error" not in done.stderr, done.stderr
+    assert done.stderr.startswith(f"sqlite-cells: EncodingError: {expected}"), done.stderr
+    with pytest.raises(EncodingError) as caught, sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        space.sqlite_database("chat", tables={"t": sc.table(x="integer")}).read("SELECT x FROM t")
+    assert str(caught.value).startswith(expected), str(caught.value)
+    statement = str(caught.value).split("(`", 1)[1].split("`:", 1)[0]
+    assert statement.startswith("UPDATE _cf_named SET seq = ")
+    conn = apsw.Connection(str(space_file))  # what the message says to do
+    conn.execute(statement)
+    assert conn.execute("SELECT seq FROM _cf_named WHERE id = ?", (db.id,)).fetchall() == [(3,)]
+    conn.close()
+    done = run_cli("check", str(store))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "its space's log cannot rebuild it: the space's log was compacted" in done.stdout
+    kept.rename(db.path)  # the file restored from its copy
+    done = run_cli("check", str(store))
+    assert done.returncode == 0 and "in sync" in done.stdout, done.stdout + done.stderr
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        chat = space.sqlite_database("chat", tables={"t": sc.table(x="integer")})
+        assert [r["x"] for r in chat.read("SELECT x FROM t ORDER BY x")] == [0, 1, 2, 3]
