@@ -278,7 +278,8 @@ class QuarantinedHandleInfo:
         return (
             f"database {self.id} of space {space!r} is quarantined: {self.why} (R5: written by "
             f"an older or foreign program); its file {self.file} is kept as it is: restore the "
-            "handle value from a backup; `sqlite-cells check` says what the space's log holds"
+            "handle value from a backup (a copy of the space file made before that value was "
+            "written: `sqlite-cells check --repair` cannot rebuild it)"
         )
 
 

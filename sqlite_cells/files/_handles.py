@@ -317,9 +317,10 @@ class HandleQuarantined(Quarantined):
         DatabaseError.__init__(
             self,
             f"database {db_id} is quarantined: {why}; its file, if it has one, is kept: restore "
-            "the handle value from a backup, or run `sqlite-cells check` to see what the "
-            "space's log holds (a database never written lost nothing: declare it under "
-            "another name)",
+            "the handle value from a backup (a copy of the space file made before that value "
+            "was written; `sqlite-cells check --repair` cannot rebuild it, and `sqlite-cells "
+            "check` lists each database so quarantined); a database never written lost "
+            "nothing: declare it under another name",
         )
         self.db_id = db_id
         self.db_seq = 0

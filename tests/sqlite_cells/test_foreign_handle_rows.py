@@ -228,3 +228,33 @@ def test_a_plain_cell_of_another_space_with_a_databases_id_is_not_its_handle(sto
         assert "holds no database handle" in str(info.value)
         db = rt.space("demo").sqlite_database("chat", tables=MESSAGES)
         assert db.read("SELECT body FROM messages") == [{"body": "a"}]
+
+
+def test_a_quarantined_handle_is_not_sent_to_a_check_that_shows_no_log(
+    store: Path, tmp_path: Path
+) -> None:
+    """Errors: the advice said to run `sqlite-cells check` "to see what the space's log
+    holds", which `check` never shows (it reports the database quarantined and that
+    `--repair` cannot repair it). The advice is the backup of the space file, and `check` lists
+    the database; restoring that copy brings the database back."""
+    db_id = _one_write(store)
+    backup = tmp_path / "space.backup"
+    backup.write_bytes(_space_path(store).read_bytes())
+    _foreign(store, db_id, "value", lambda _: 5)
+    with sc.Runtime(store) as rt:
+        db = rt.space("demo").sqlite_database("chat", tables=MESSAGES)
+        with pytest.raises(HandleQuarantined) as info:
+            db.read("SELECT * FROM messages")
+    message = str(info.value)
+    assert "see what the space's log holds" not in message
+    assert (
+        "restore the handle value from a backup (a copy of the space file made before that "
+        "value was written; `sqlite-cells check --repair` cannot rebuild it, and `sqlite-cells "
+        "check` lists each database so quarantined)"
+    ) in message
+    (found,) = check_store(store, repair=False)
+    assert (found.db_id, found.action) == (db_id, Action.QUARANTINED)
+    _space_path(store).write_bytes(backup.read_bytes())  # what the message says to do
+    with sc.Runtime(store) as rt:
+        db = rt.space("demo").sqlite_database("chat", tables=MESSAGES)
+        assert [r["body"] for r in db.read("SELECT body FROM messages")] == ["a"]
