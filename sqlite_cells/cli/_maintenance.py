@@ -48,6 +48,7 @@ from sqlite_cells.files import (
     DAMAGED_FILE,
     DISK_REFUSED,
     HANDLE_FINDING,
+    INDEX_PAST_LOG,
     NO_FILE,
     OTHER_HISTORY,
     QUARANTINE_DIR,
@@ -232,6 +233,12 @@ def _not_rebuildable_advice(o: Outcome) -> str:
             "nothing was changed and no file was created, and `--repair` cannot rebuild it (see "
             "why above): its queries and writes fail with Quarantined until its file is put "
             f"back as {o.path.name} from a copy, as said above"
+        )
+    if o.rebuild_refusal.startswith(INDEX_PAST_LOG):
+        return (
+            "nothing was changed, and `--repair` does not change it: the space file's op index "
+            f"holds a row no commit wrote (see why above); {o.path.name} is left as found, its "
+            "queries and writes fail with Quarantined until that row is deleted as said above"
         )
     mended = (
         ", or have the damaged file repaired by other means"

@@ -93,6 +93,7 @@ from sqlite_cells.files._reconcile import COPY_FAILED as COPY_FAILED
 from sqlite_cells.files._reconcile import COPY_FOLDER as COPY_FOLDER
 from sqlite_cells.files._reconcile import DAMAGED_FILE as DAMAGED_FILE
 from sqlite_cells.files._reconcile import DISK_REFUSED as DISK_REFUSED
+from sqlite_cells.files._reconcile import INDEX_PAST_LOG as INDEX_PAST_LOG
 from sqlite_cells.files._reconcile import NO_FILE as NO_FILE
 from sqlite_cells.files._reconcile import OTHER_HISTORY as OTHER_HISTORY
 from sqlite_cells.files._reconcile import QUARANTINE_DIR as QUARANTINE_DIR
@@ -148,6 +149,7 @@ __all__ = [
     "DISK_REFUSED",
     "DROP_KIND",
     "HANDLE_FINDING",
+    "INDEX_PAST_LOG",
     "IN_USE_UNNAMED",
     "KEPT_IN_USE",
     "KIND",

@@ -116,6 +116,7 @@ __all__ = [
     "COPY_FOLDER",
     "DAMAGED_FILE",
     "DISK_REFUSED",
+    "INDEX_PAST_LOG",
     "NO_FILE",
     "OTHER_HISTORY",
     "QUARANTINE_DIR",
@@ -153,6 +154,9 @@ DISK_REFUSED: Final = "the disk refused a write"
 # (not a database, corrupt pages).
 NO_FILE: Final = "no file"
 DAMAGED_FILE: Final = "damaged file"
+# The start of why a replay stopped at an op index row past the log's end (another program's
+# row): the space file is what is wrong, not the database file.
+INDEX_PAST_LOG: Final = "the space file's op index lists commit"
 # Said of a missing or damaged file before why the space's log cannot rebuild it.
 CANNOT_REBUILD: Final = "its space's log cannot rebuild it"
 # Why a repair that removes rows stopped before it kept its copy (R71): the store's quarantine
@@ -1545,6 +1549,16 @@ def _check_history(space_conn: apsw.Connection, db_id: str, after: int) -> None:
         "WHERE i.target = ? AND i.seq > ? AND l.seq IS NULL",
         (db_id, after),
     ).fetchone()
+    if missing is not None and missing[0] is not None and missing[0] > last_seq(space_conn):
+        # Past the log's end: no commit had that seq (compaction keeps the newest record), so
+        # the row is another program's, and the file is not what is wrong.
+        raise _Irreparable(
+            f"{INDEX_PAST_LOG} {missing[0]} as one that wrote this "
+            f"database, past the log's last seq {last_seq(space_conn)}: no commit had that "
+            "seq (another program wrote the row), and the file is not what is wrong; delete "
+            "the row with another tool (`DELETE FROM _cf_op_index WHERE seq > (SELECT "
+            "max(seq) FROM _cf_log)`), then run `sqlite-cells check`"
+        )
     if missing is not None and missing[0] is not None:
         raise _Irreparable(
             f"the space's log no longer holds commit {missing[0]}, which wrote this database: "

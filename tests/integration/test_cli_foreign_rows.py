@@ -589,3 +589,46 @@ def test_a_compacted_seq_not_an_integer_names_its_row_and_advice_that_works(
         space = rt.space("demo")
         chat = space.sqlite_database("chat", tables={"t": sc.table(x="integer")})
         assert [r["x"] for r in chat.read("SELECT x FROM t ORDER BY x")] == [0, 1, 2, 3]
+
+
+def test_an_op_index_row_past_the_logs_end_says_to_delete_it_not_to_restore_the_file(
+    store: Path,
+) -> None:
+    """An op index row another program wrote with a seq past the log's end quarantined the
+    database with "restore the file from a backup" and `check` said to put the file back from
+    a copy: the file was right, and no copy helps. Now both name the row and the statement
+    that deletes it, and after it the database is in sync with its rows."""
+    db = written_once(store, "demo", "chat")
+    written_once(store, "demo", "chat", 2)
+    (space_file,) = store.glob("space-*.sqlite")
+    conn = apsw.Connection(str(space_file))
+    conn.execute("INSERT INTO _cf_op_index (target, seq) VALUES (?, 99)", (db.id,))
+    conn.close()
+    said = (
+        "the space file's op index lists commit 99 as one that wrote this database, past the "
+        "log's last seq 2: no commit had that seq (another program wrote the row), and the "
+        "file is not what is wrong; delete the row with another tool (`DELETE FROM "
+        "_cf_op_index WHERE seq > (SELECT max(seq) FROM _cf_log)`), then run `sqlite-cells check`"
+    )
+    with sc.Runtime(store) as rt:
+        chat = rt.space("demo").sqlite_database("chat", tables={"t": sc.table(x="integer")})
+        with pytest.raises(sc.Quarantined) as caught:
+            chat.read("SELECT x FROM t")
+    assert said in str(caught.value)
+    for args in (["check"], ["check", "--repair"]):
+        done = run_cli(*args, str(store))
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert said in done.stdout and "from a copy" not in done.stdout, done.stdout
+        assert "until that row is deleted as said above" in done.stdout
+    statement = said.split("(`", 1)[1].split("`)", 1)[0]
+    conn = apsw.Connection(str(space_file))  # what the message says to do
+    conn.execute(statement)
+    conn.close()
+    done = run_cli("check", str(store))
+    assert done.returncode == 0 and "in sync" in done.stdout, done.stdout + done.stderr
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        chat = space.sqlite_database("chat", tables={"t": sc.table(x="integer")})
+        with space.transact():
+            chat.exec("INSERT INTO t (x) VALUES (3)")
+        assert chat.read("SELECT x FROM t ORDER BY x") == [{"x": 1}, {"x": 2}, {"x": 3}]
