@@ -350,8 +350,9 @@ def _inspect(args: argparse.Namespace, out: TextIO) -> int:
 
 def _query(args: argparse.Namespace, out: TextIO) -> int:
     store = resolve_store(args)
-    for value, what in ((args.space, "SPACE"), (args.db, "DB"), (args.sql, "SQL")):
-        check_text(value, what)
+    args.space = check_text(args.space, "SPACE")
+    args.db = check_text(args.db, "DB")
+    args.sql = check_text(args.sql, "SQL")
     try:
         check_statement(args.sql, Mode.READ)  # a refused statement is reported before its params
     except GuardViolation as exc:
@@ -596,10 +597,10 @@ def _source_path(url: str) -> str:
 def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
     command = args.command
     _refuse_empty_store(args)
-    for name in getattr(args, "names", ()):
-        check_text(name, "--name")
+    if hasattr(args, "names"):
+        args.names = [check_text(name, "--name") for name in args.names]
     if command == "cells" and args.space is not None:
-        check_text(args.space, "--space")
+        args.space = check_text(args.space, "--space")
     if command == "demo":
         if getattr(args, "fmt", Format.TEXT) is not Format.TEXT:
             raise UsageError(

@@ -614,8 +614,9 @@ def link(store: str, path: str, args: argparse.Namespace, out: TextIO) -> int:
     what it was linked to; linked again to the same file, nothing is written (no commit), and
     to the same path where the file was replaced, only the handle's new pin is (R60)."""
     root = store_dir(store)
-    for value, what in ((args.space, "SPACE"), (args.piece, "PIECE"), (args.field, "FIELD")):
-        check_text(value, what)
+    args.space = check_text(args.space, "SPACE")
+    args.piece = check_text(args.piece, "PIECE")
+    args.field = check_text(args.field, "FIELD")
     space_file = find_space(root, args.space)
     validate_disk_source(path, store=root, roots=None)  # the file first: it is the argument given
     pieces = _pieces(space_file, args.space)

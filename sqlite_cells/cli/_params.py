@@ -59,6 +59,11 @@ class Parameters:
     used: set[int] = field(default_factory=set)
 
 
+def _kept_bytes(value: str) -> bool:
+    """True when every surrogate in ``value`` is one ``surrogateescape`` made of a byte."""
+    return all(not "\ud800" <= c <= "\udfff" or "\udc80" <= c <= "\udcff" for c in value)
+
+
 def statement_parameters(sql: str) -> Parameters:
     """The parameters of ``sql`` as the SQL front end numbers them (SQLite's own numbering:
     string literals, quoted names and comments hold none)."""
@@ -76,12 +81,24 @@ def statement_parameters(sql: str) -> Parameters:
 
 
 def check_text(value: str, what: str) -> str:
-    """``value`` as given on the command line, refused when it is not valid UTF-8 (Python keeps
-    such bytes as lone surrogates, which no SQLite text can hold)."""
+    """``value`` as given on the command line, as the UTF-8 text it is: Python decodes the
+    arguments with the locale's encoding, so under a C locale without UTF-8 mode (``LC_ALL=C
+    PYTHONUTF8=0``) every byte of ``café`` beyond ASCII is kept as a lone surrogate; those bytes
+    are read again as UTF-8. Refused when they are not valid UTF-8 (no SQLite text can hold
+    them)."""
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        shown = value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        # The bytes as given (``surrogateescape`` gives each kept byte back), read as UTF-8; a
+        # surrogate no byte gives (``\ud800``, from a caller of ``main``) is refused.
+        kept = _kept_bytes(value)
+        given = value.encode("utf-8", "surrogateescape" if kept else "backslashreplace")
+        if kept:
+            try:
+                return given.decode("utf-8")
+            except UnicodeDecodeError:
+                pass
+        shown = given.decode("utf-8", "backslashreplace")
         raise UsageError(
             f"{what} {shown!r} is not valid UTF-8: pass text in UTF-8 (check the terminal's "
             "or the shell's encoding)"
@@ -119,9 +136,13 @@ def bindings(sql: str, pairs: list[list[str]]) -> tuple[Any, ...] | dict[str, An
     where a ``?NNN`` uses a named parameter's number (``:a … ?1``); values are text, as in
     sqlite-utils and Datasette. Raises :class:`UsageError` naming the parameter
     when one the statement uses is not given, one given is not used, or one is given twice."""
-    for name, value in pairs:
-        check_text(name, "the parameter name")
-        check_text(value, f"the value of parameter {_name(name)}")
+    pairs = [
+        [
+            check_text(name, "the parameter name"),
+            check_text(value, f"the value of parameter {_name(name)}"),
+        ]
+        for name, value in pairs
+    ]
     seen: set[str] = set()
     for name, _value in pairs:
         key = str(int(name)) if _numbered(name) else name.lstrip(":@$")

@@ -80,6 +80,40 @@ def test_a_name_that_is_not_utf8_is_bad_usage_like_every_other_argument(
     assert done.stdout == ""
 
 
+def test_non_ascii_arguments_under_a_c_locale_without_utf8_mode_are_read_as_utf8(
+    tmp_path: Path,
+) -> None:
+    """``LC_ALL=C PYTHONUTF8=0``: Python decodes the arguments as ASCII and keeps each other
+    byte as a lone surrogate; the UTF-8 text the shell passed is what the command reads."""
+    store = tmp_path / "store"
+    space_id, db_name, table, column = "caf\u00e9\U0001f600", "d\u00e9b", "t\u00e2ble", "c\u00f6l"
+    with sc.Runtime(store) as rt:
+        space = rt.space(space_id)
+        with space.transact():
+            space.cell("na\u00efve", default=0).set(1)
+        db = space.sqlite_database(db_name, tables={table: sc.table({column: "text"})})
+        with space.transact():
+            db.exec(f'INSERT INTO "{table}" ("{column}") VALUES (?)', ["\U0001d518"])
+    env = {**_env(), "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": "utf-8"}
+    env.pop("PYTHONCOERCECLOCALE", None)
+    sql = f'SELECT "{column}" AS v FROM "{table}" WHERE "{column}" <> :p'
+    base = [sys.executable, "-m", "sqlite_cells", "--json"]
+    args = [*base, "query", str(store), space_id, db_name, sql, "-p", "p", "\u00e9"]
+    done = subprocess.run(
+        [os.fsencode(a) for a in args], env=env, capture_output=True, check=False, timeout=120
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert json.loads(done.stdout)["rows"] == [{"v": "\U0001d518"}]
+    args = [*base, "cells", str(store), "--space", space_id, "--name", "na\u00efve"]
+    done = subprocess.run(
+        [os.fsencode(a) for a in args], env=env, capture_output=True, check=False, timeout=120
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    rows = json.loads(done.stdout)
+    assert {row["space"] for row in rows} == {space_id}
+    assert {row["name"] for row in rows if row["kind"] == "cell"} == {"na\u00efve"}
+
+
 def test_demo_on_a_store_that_is_a_file_says_so_once(tmp_path: Path) -> None:
     a_file = tmp_path / "store"
     a_file.write_text("not a directory")
