@@ -14,6 +14,7 @@ from sqlite_cells.runtime._boundary import check_timeout as check_timeout
 from sqlite_cells.runtime._boundary import checked_arguments as checked_arguments
 from sqlite_cells.runtime._boundary import describe as describe
 from sqlite_cells.runtime._boundary import exception_text as exception_text
+from sqlite_cells.runtime._boundary import locale_decoded as locale_decoded
 from sqlite_cells.runtime._boundary import out_of_files as out_of_files
 from sqlite_cells.runtime._boundary import path_text as path_text
 from sqlite_cells.runtime._boundary import plain_text as plain_text
@@ -237,6 +238,7 @@ __all__ = [
     "keep_reads_if_accepted",
     "last_seq",
     "lift",
+    "locale_decoded",
     "lock_waits",
     "lock_waits_given_up",
     "locks_held",

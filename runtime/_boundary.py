@@ -13,6 +13,7 @@ import functools
 import inspect
 import os
 import resource
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -42,6 +43,7 @@ __all__ = [
     "checked_arguments",
     "describe",
     "exception_text",
+    "locale_decoded",
     "out_of_files",
     "path_text",
     "printable",
@@ -208,6 +210,25 @@ def surrogate_at(text: str) -> int | None:
     except UnicodeEncodeError as exc:
         return exc.start
     return None
+
+
+def locale_decoded(what: str, name: str) -> str | None:
+    """The refusal of a file name holding lone surrogates that are UTF-8 bytes this Python
+    decoded with a narrower encoding (a C or POSIX locale without UTF-8 mode keeps each byte
+    beyond ASCII of ``café`` as a lone surrogate): renaming mends nothing there, the locale
+    does. None for any other name."""
+    encoding = sys.getfilesystemencoding()
+    if encoding.lower().replace("-", "").replace("_", "") == "utf8":
+        return None
+    try:
+        os.fsencode(name).decode("utf-8")
+    except UnicodeError:
+        return None
+    return (
+        f"{what} {name!r} is UTF-8 that this Python decoded as {encoding} (a C or POSIX locale "
+        "without UTF-8 mode), and SQLite opens files by their UTF-8 names: run it with "
+        "PYTHONUTF8=1 or a UTF-8 locale (LC_ALL=C.UTF-8)"
+    )
 
 
 def plain_text(value: _T) -> _T:

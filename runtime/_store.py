@@ -11,7 +11,13 @@ import os
 from pathlib import Path
 
 from sqlite_cells.codec import brief_repr, short_hash
-from sqlite_cells.runtime._boundary import StorePathError, describe, path_text, surrogate_at
+from sqlite_cells.runtime._boundary import (
+    StorePathError,
+    describe,
+    locale_decoded,
+    path_text,
+    surrogate_at,
+)
 
 __all__ = [
     "DEFAULT_STORE",
@@ -169,9 +175,10 @@ def _check_text(path: str | bytes) -> None:
     """SQLite opens files by their UTF-8 names: a path holding a lone surrogate (an undecodable
     byte of the file system, or a broken string) can name no store."""
     position = surrogate_at(path) if isinstance(path, str) else None
-    if position is not None:
+    if position is not None and isinstance(path, str):
         raise StorePathError(
-            f"the store path {path!r} is not valid Unicode text (a lone surrogate at position "
+            locale_decoded("the store path", path)
+            or f"the store path {path!r} is not valid Unicode text (a lone surrogate at position "
             f"{position}): SQLite opens files by their UTF-8 names; rename the directory or give "
             "another store"
         )

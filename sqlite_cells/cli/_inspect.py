@@ -93,6 +93,7 @@ from sqlite_cells.runtime import (
     check_cwd,
     describe,
     home_expanded,
+    locale_decoded,
     odd_kind,
     out_of_files,
     shown_path,
@@ -794,7 +795,8 @@ def check_store_text(path: Path) -> None:
     if position is not None:
         raise InspectError(
             "store-path",
-            f"the store path {str(path)!r} is not valid Unicode text (a byte that is not UTF-8 "
+            locale_decoded("the store path", str(path))
+            or f"the store path {str(path)!r} is not valid Unicode text (a byte that is not UTF-8 "
             f"at position {position}): SQLite opens files by their UTF-8 names; rename the "
             "directory (or copy the store to a directory whose name is UTF-8 text)",
         )

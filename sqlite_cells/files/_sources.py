@@ -50,6 +50,7 @@ from sqlite_cells.files._held_files import let_go_of, read_head
 from sqlite_cells.runtime import (
     LONGEST_SQLITE_PATH,
     forbid_companions,
+    locale_decoded,
     odd_kind,
     opened_file,
     out_of_files,
@@ -237,10 +238,13 @@ def _refuse_surrogates(given: str, name: str) -> None:
     surrogate once decoded) can name no file it opens (rule ``exists``)."""
     position = surrogate_at(name)
     if position is not None:
+        decoded = locale_decoded("the name", name)
         raise DiskSourceError(
             "exists",
             given,
-            f"{'' if name == given else 'leads to a name that '}is not valid Unicode text (a "
+            f"{'' if name == given else 'leads to a name that '}cannot be opened: {decoded}"
+            if decoded
+            else f"{'' if name == given else 'leads to a name that '}is not valid Unicode text (a "
             f"lone surrogate at position {position}): SQLite opens files by their UTF-8 names; "
             "rename the file",
         )
