@@ -10,6 +10,7 @@ which numbers them as SQLite does: ``?`` and ``?NNN`` are numbered parameters, `
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -122,6 +123,20 @@ def _name(name: str) -> str:
     return name if _PLAIN_NAME.fullmatch(name) else brief_repr(name)
 
 
+def _spelled_apart(given: str, names: dict[str, str]) -> str:
+    """What to add to the refusal of ``-p given`` when the statement has that parameter in
+    another Unicode form (``'e\\u0301'`` for ``:é``): SQLite compares parameter names as
+    written, and the two look alike in a message."""
+    folded = unicodedata.normalize("NFKC", given)
+    for name, written in names.items():
+        if unicodedata.normalize("NFKC", name) == folded:
+            return (
+                f"; {given!a} is the statement's {written!a} written with other Unicode code "
+                "points, and SQLite compares names as written: give it as the statement spells it"
+            )
+    return ""
+
+
 def _listed(items: list[str]) -> str:
     """``items`` joined for a message, the first ``_LISTED`` of them and how many more: an
     error about 8,000 ``-p`` pairs stays one readable line."""
@@ -195,7 +210,7 @@ def bindings(sql: str, pairs: list[list[str]]) -> tuple[Any, ...] | dict[str, An
         unknown = extra_names[0]
         raise UsageError(
             f"-p {_name(unknown)}: the statement has no parameter {_name(':' + unknown)} "
-            f"(it uses {written})"
+            f"(it uses {written}){_spelled_apart(unknown, uses.names)}"
         )
     missing_names = [name for name in uses.names if name not in given]
     if missing_names:

@@ -432,6 +432,12 @@ def chat(store: Path) -> Path:
         # A digit Python reads as one but no number (int("²") fails): a name, not a number.
         ("SELECT ?", ["-p", "²", "v"], "give them by number, -p 1 VALUE"),
         ("SELECT :a", ["-p", "²", "v"], "-p '²': the statement has no parameter ':²'"),
+        # The statement's name in another Unicode form: two names to SQLite, and it says so.
+        (
+            "SELECT :\u00e9",
+            ["-p", "e\u0301", "v"],
+            "'e\\u0301' is the statement's ':\\xe9' written with other Unicode code points",
+        ),
         # A name holding a newline or 20,000 characters: quoted and cut, one short line.
         ("SELECT 1", ["-p", "a\nb", "v"], "-p 'a\\nb' was given: drop it"),
         ("SELECT :a", ["-p", "x" * 20_000, "v"], "(20,002 characters)"),
