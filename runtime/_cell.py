@@ -518,6 +518,12 @@ class Cell(Reference):
             "(cell.link_str()) and get the cell back with rt.cell_from_link(text)"
         )
 
+    def _elsewhere(self) -> str:
+        """What to do instead, when this cell is held in a value stored in a runtime on
+        another store, which a link cannot name (``Runtime._link_of``): a cell can be copied
+        by its value. A cell that has no value to copy (a database handle) says its own."""
+        return "store its value (cell.get()), or open both spaces from one store"
+
     def _shown_value(self) -> str:
         """The committed value for display (no transaction read is recorded), or why not: cut
         to ``SHOWN_CHARACTERS`` as it is built, looked at once per rendering (``showing_cells``),

@@ -319,8 +319,8 @@ class Runtime(Reference):
         if theirs is not self and theirs.store != self.store:
             raise ValueEncodeError(
                 f"the value holds {obj!r}, a cell of the runtime on {theirs.store}, but it is "
-                f"stored in {self.store}: a link names a cell of its own store only; store "
-                "its value (cell.get()), or open both spaces from one store"
+                f"stored in {self.store}: a link names a cell of its own store only; "
+                f"{obj._elsewhere()}"
             )
         return obj.link()
 

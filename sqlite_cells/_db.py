@@ -186,6 +186,20 @@ class SqliteDb(Cell):
             f"it belongs to an open Runtime. Pickle its space id and {again}"
         )
 
+    def _elsewhere(self) -> str:
+        # Held in a value stored in a runtime on another store (R6): a database has no value
+        # to copy in place of its link (its value is its handle), so what is left is one store
+        # for both spaces, or its file read there as an injected source (R60).
+        try:
+            path = repr(str(self.path))
+        except SqliteCellsError:  # (an input with nothing linked yet: no file to name)
+            path = "its file's path"
+        return (
+            "a database has no value to store in its place: open both spaces from one store, "
+            f"or register its file as a disk source where it is used "
+            f"(space.register_disk_source({path}))"
+        )
+
     @property
     def declaration(self) -> Declaration:
         """What this runtime declared for the database most recently: a re-declaration of its

@@ -719,3 +719,34 @@ def test_a_dropped_database_is_refused_by_run_and_link(rt: sc.Runtime, space: Sp
     assert space.file.seen_seq == seq
     rt.settle()
     assert piece.outputs.get().result == [{"n": 1}]
+
+
+def test_a_database_of_another_store_is_refused_with_advice_that_works(
+    rt: sc.Runtime, space: Space, tmp_path: Path
+) -> None:
+    """R6, R60: a handle of a runtime on another store cannot be linked here, and a database has
+    no value to store in its place: the refusal says to open both spaces from one store or to
+    register its file as a disk source — which then serves its rows."""
+    with sc.Runtime(tmp_path / "other") as other:
+        theirs = other.space("demo").sqlite_database("chat", tables=MESSAGES)
+        _write_one(other.space("demo"), theirs)
+        piece = space.run(count, key="k")
+        seq = space.file.seen_seq
+        for refused in (
+            lambda: space.run(count, key="k2", inp=theirs),
+            lambda: piece.inputs["inp"].link(theirs),
+        ):
+            with pytest.raises(sc.ValueEncodeError) as info:
+                refused()
+            assert isinstance(info.value, ValueError)
+            assert (
+                f"a cell of the runtime on {other.store}, but it is stored in {rt.store}: a link "
+                "names a cell of its own store only; a database has no value to store in its "
+                "place: open both spaces from one store, or register its file as a disk source "
+                f"where it is used (space.register_disk_source({str(theirs.path)!r}))"
+            ) in str(info.value)
+            assert "cell.get()" not in str(info.value)
+        assert space.file.seen_seq == seq
+        piece.inputs["inp"].link(space.register_disk_source(str(theirs.path)))  # as it says
+        rt.settle()
+        assert piece.outputs.get().result == [{"n": 1}]
