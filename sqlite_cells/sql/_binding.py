@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import math
 import threading
+import unicodedata
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from itertools import compress, repeat
+from itertools import compress, islice, repeat
 from operator import is_
 from pathlib import Path
 from typing import Any, Final, TypeGuard
@@ -47,6 +48,8 @@ __all__ = [
 
 Bound = tuple[Any, ...] | dict[str, Any]
 
+_KEYS_SHOWN = 5  # keys a refusal lists of a mapping's that name no parameter
+_KEY_CHARACTERS = 80  # of each key listed
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 
@@ -371,7 +374,10 @@ def _check_shape(
     if isinstance(row, Mapping):
         missing = [name for name in targets.named if name not in row]
         if missing:
-            raise fail(f"no value for the named parameter(s) {', '.join(missing)}")
+            raise fail(
+                f"no value for the named parameter(s) {', '.join(missing)}"
+                f"{_keys_unused(row, targets.named, missing)}"
+            )
         if targets.count and not targets.is_all_named:
             raise fail("positional parameters need a list of values, not a mapping")
         return
@@ -379,6 +385,46 @@ def _check_shape(
         raise fail("named parameters need a mapping of values, not a list")
     if len(row) != targets.count:
         raise fail(f"the statement has {targets.count} parameter(s) but {len(row)} were given")
+
+
+def _keys_unused(row: Mapping[Any, Any], named: Mapping[str, Any], missing: list[str]) -> str:
+    """What to add to the refusal of a mapping that lacks a named parameter: the first of its
+    keys that the statement does not use, as code points (a key with a lone surrogate, or one
+    in another Unicode form than the name, looks like the name in a message), and which
+    missing name a key is in another Unicode form (``'e\u0301'`` for ``:é``): SQLite compares
+    names as written."""
+    try:
+        unused = list(islice((key for key in row if key not in named), _KEYS_SHOWN + 1))
+    except Exception:  # (a caller's mapping that cannot list its keys: the names say enough)
+        return ""
+    if not unused:
+        return ""
+    shown = ", ".join(_key_shown(key) for key in unused[:_KEYS_SHOWN])
+    more = " and more" if len(unused) > _KEYS_SHOWN else ""
+    said = f"; the mapping's key(s) {shown}{more} name no parameter of the statement"
+    for key in unused:
+        if not isinstance(key, str):
+            continue
+        folded = unicodedata.normalize("NFKC", str.__str__(key))
+        for name in missing:
+            if unicodedata.normalize("NFKC", name) == folded:
+                return (
+                    f"{said}: {_key_shown(key)} is its :{name} ({name!a}) written "
+                    "with other Unicode code points, and SQLite compares names as written; give "
+                    "the key as the statement spells it"
+                )
+    return said
+
+
+def _key_shown(key: object) -> str:
+    """A mapping's key as a refusal shows it: a text as its code points (``ascii``), cut as
+    :func:`brief_repr` cuts, which shows anything else."""
+    if not isinstance(key, str):
+        return brief_repr(key)
+    text = str.__str__(key)
+    if len(text) <= _KEY_CHARACTERS:
+        return ascii(text)
+    return f"{text[:_KEY_CHARACTERS]!a}… ({len(text):,} characters)"
 
 
 def _encode(

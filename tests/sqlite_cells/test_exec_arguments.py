@@ -334,6 +334,44 @@ def test_read_parameters_sqlite_cannot_bind_are_refused_at_the_call(
         assert db.read("SELECT ? AS v", [float("inf")]) == [{"v": float("inf")}]
 
 
+@pytest.mark.parametrize(
+    ("sql", "params", "said"),
+    [
+        (
+            "SELECT :\u00e9 AS x",
+            {"e\u0301": 1},
+            "no value for the named parameter(s) \u00e9; the mapping's key(s) 'e\\u0301' name no "
+            "parameter of the statement: 'e\\u0301' is its :\u00e9 ('\\xe9') written with other "
+            "Unicode code points, and SQLite compares names as written; give the key as the "
+            "statement spells it",
+        ),
+        (
+            "SELECT :a AS y",
+            {"a\ud800": 1},
+            "no value for the named parameter(s) a; the mapping's key(s) 'a\\ud800' name no "
+            "parameter of the statement",
+        ),
+    ],
+)
+def test_a_named_parameter_given_under_a_look_alike_key_names_the_key(
+    space: Space, db: sc.SqliteDb, sql: str, params: dict[str, Any], said: str
+) -> None:
+    """A key that differs from the statement's name only in its Unicode form or by a lone
+    surrogate looks like the name in a message: the refusal shows the key given, as code
+    points, and for another Unicode form which name it is (reads and writes alike)."""
+    for call in (db.read, db.query):
+        with pytest.raises(sc.QueryError) as info:
+            call(sql, params)
+        assert type(info.value).__name__ == "QueryArgumentError"
+        assert isinstance(info.value, ValueError) and isinstance(info.value, TypeError)
+        assert (info.value.db_id, info.value.sql) == (db.id, sql)
+        assert said in str(info.value)
+    with pytest.raises(sc.ExecError) as raised, space.transact():
+        db.exec(f"INSERT INTO t (s) {sql}", params)
+    assert said in str(raised.value)
+    assert db.read("SELECT count(*) AS n FROM t") == [{"n": 0}]
+
+
 def test_a_nan_parameter_of_a_write_is_refused_at_the_call(space: Space, db: sc.SqliteDb) -> None:
     """SQLite binds a NaN as NULL: stored silently, the number would be lost."""
     nan = float("nan")
