@@ -1422,11 +1422,23 @@ def find_space(root: Path, space_id: str) -> Path:
 
 def _alike(one: str, other: str) -> bool:
     """Whether two names are one text in two Unicode forms (composed and decomposed, or a
-    compatibility character such as 'ﬁ'): they name two entities (R1), and look alike."""
-    return unicodedata.normalize("NFKC", one) == unicodedata.normalize("NFKC", other)
+    compatibility character such as 'ﬁ') or in another case ('Demo', 'demo'): they name two
+    entities (R1), and a name typed from memory or another program's listing is easily one for
+    the other."""
+    return _folded(one) == _folded(other)
+
+
+def _folded(name: str) -> str:
+    return unicodedata.normalize("NFKC", name).casefold()
 
 
 def _spelled_apart(kind: str, held: str, given: str) -> str:
+    if unicodedata.normalize("NFKC", held) != unicodedata.normalize("NFKC", given):
+        how = "only by case" if held.casefold() == given.casefold() else "by case and code points"
+        return (
+            f"the store holds the {kind} {held!a}, which differs from {given!a} {how}; names "
+            f"are compared as written, case too: give the {kind} as the store spells it"
+        )
     return (
         f"the store holds the {kind} {held!a}, which is {given!a} written with other Unicode "
         f"code points; names are compared as written: give the {kind} as the store spells it"

@@ -16,6 +16,7 @@ import pytest
 
 import sqlite_cells as sc
 from sqlite_cells.cli._cli import main
+from sqlite_cells.cli._inspect import InspectError, find_space
 from sqlite_cells.codec import derive_id
 from sqlite_cells.files import DatabaseDropped, set_watermark
 from sqlite_cells.schema import db_file_name
@@ -1535,5 +1536,38 @@ def test_query_of_a_space_or_database_named_in_another_unicode_form_says_so(
     assert main(["query", str(store), "caf\xe9", "other", sql]) == 1
     assert "Unicode" not in capsys.readouterr().err  # an unrelated name: no such clause
     assert main(["--json", "query", str(store), "caf\xe9", "n\xe9", sql]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == [{"n": 1}]
+    assert sorted(p.name for p in store.iterdir()) == files
+
+
+def test_a_space_named_in_another_case_says_which_the_store_holds(
+    store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """§6, R1: a space id is taken as written, case too, so 'Demo' is no space of a store
+    holding 'demo'; the refusal says which space it differs from only by case (it said only
+    "no space 'Demo'"), as it says so of another Unicode form."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("notes", tables=TABLES)
+        with space.transact():
+            db.exec("INSERT INTO events (n) VALUES (1)")
+    files = sorted(p.name for p in store.iterdir())
+    sql = "SELECT n FROM events"
+    for given in ("Demo", "DEMO"):
+        with pytest.raises(InspectError) as info:
+            find_space(store, given)
+        assert info.value.kind == "space-not-found"
+        assert isinstance(info.value, LookupError)
+        assert str(info.value) == (
+            f"no space {given!r} in {store}: `sqlite-cells inspect` lists them (the store holds "
+            f"the space 'demo', which differs from {given!r} only by case; names are compared "
+            "as written, case too: give the space as the store spells it)"
+        )
+        assert main(["query", str(store), given, "notes", sql]) == 1
+        assert str(info.value) in capsys.readouterr().err
+    assert main(["query", str(store), "D\xe9mo", "notes", sql]) == 1
+    err = capsys.readouterr().err
+    assert "no space 'D\xe9mo'" in err and "store holds" not in err  # another name: no clause
+    assert main(["--json", "query", str(store), "demo", "notes", sql]) == 0  # as it says
     assert json.loads(capsys.readouterr().out)["rows"] == [{"n": 1}]
     assert sorted(p.name for p in store.iterdir()) == files
