@@ -805,6 +805,14 @@ def _reconcile_file(
             else:
                 kept = keep_copy(path, f"ahead-{db_seq}-of-{space_seq}")
                 commits = _invert(conn, in_flight)
+                try:
+                    _check_undone(space_conn, conn, db_id, db_seq, space_seq)
+                except _Damaged:
+                    # Nothing of the file is changed here: it goes the way of a damaged file
+                    # (rebuilt from the log, which keeps its own copy first, or quarantined).
+                    _rollback(conn)
+                    _drop_copies([kept])
+                    raise
                 action = Action.INVERTED
         elif not repair and not is_current_format(space_conn):
             # R73: the log of an older format is read once the space file is upgraded, which
@@ -981,10 +989,50 @@ def _check_tables_kept(space_conn: apsw.Connection, conn: apsw.Connection, db_id
     writes a declaration without it; so another program dropped it, and the file would read as
     in sync and empty, and its next write make the table anew (R71: rebuilt from the log,
     a copy kept)."""
+    missing = _missing_tables(space_conn, conn, db_id)
+    if missing:
+        raise _Damaged(
+            f"the file lacks the table(s) {missing} that its space's last write to it declared "
+            "and made (dropped by another program?)"
+        )
+
+
+def _check_undone(
+    space_conn: apsw.Connection, conn: apsw.Connection, db_id: str, db_seq: int, space_seq: int
+) -> None:
+    """``_Damaged`` when the file, its commit in flight (``db_seq``) just undone, lacks a table
+    of the declaration its space's last write to it (``space_seq``) recorded: a ``migrate`` of a
+    newer declaration renamed or dropped it before that commit (R14: it commits in the file on
+    its own), and undoing the commit's changesets leaves the migration. Such a file is what
+    :func:`_check_tables_kept` calls damaged, so the repair goes on as for one (R71) rather
+    than saying "inverted" of a file the next check finds damaged. (The columns a migration
+    added are no such difference: see "Left: undoing the commit in flight keeps the columns it
+    added".)"""
+    missing = _missing_tables(space_conn, conn, db_id)
+    if not missing:
+        return
+    found = _file_version(conn, db_id)
+    recorded = recorded_version(space_conn, db_id)
+    at = "" if found is None else f" at version {found}"
+    was = "" if recorded is None else f", at version {recorded}"
+    raise _Damaged(
+        f"once the commit in flight (seq {db_seq}) is undone, the file{at} lacks the table(s) "
+        f"{missing} that its space's last write to it (seq {space_seq}{was}) declared: a "
+        "migration (a migrate= step) made before that commit renamed or dropped them, and "
+        "undoing the commit does not undo it; rebuilt from the log, the file is at the "
+        "recorded version and the newer declaration's next write migrates it again; if the "
+        f"log cannot rebuild it, restore the space file from a backup made after commit {db_seq}"
+    )
+
+
+def _missing_tables(space_conn: apsw.Connection, conn: apsw.Connection, db_id: str) -> list[str]:
+    """The tables of the declaration the space's last write to ``db_id`` recorded that the file
+    behind ``conn`` lacks (none when there is no handle to compare with: said where it
+    matters)."""
     try:
         declared = _handle_schema(space_conn, db_id)
     except _Irreparable:
-        return  # (no handle to compare with: said where it matters)
+        return []
     # As bytes: a name another program wrote that is not UTF-8 is no declared table's anyway.
     held = {
         fold_ascii(bytes(name).decode("utf-8", "replace"))
@@ -992,12 +1040,7 @@ def _check_tables_kept(space_conn: apsw.Connection, conn: apsw.Connection, db_id
             "SELECT CAST(name AS BLOB) FROM sqlite_schema WHERE type = 'table'"
         )
     }
-    missing = [name for name, _ in declared.tables if fold_ascii(name) not in held]
-    if missing:
-        raise _Damaged(
-            f"the file lacks the table(s) {missing} that its space's last write to it declared "
-            "and made (dropped by another program?)"
-        )
+    return [name for name, _ in declared.tables if fold_ascii(name) not in held]
 
 
 def _check_same_history(

@@ -27,6 +27,7 @@ import apsw
 import pytest
 
 import sqlite_cells as sc
+from sqlite_cells.files import read_watermark
 from sqlite_cells.files._held_files import copy_file
 
 from .._files import checkpointed, write_at
@@ -1396,3 +1397,144 @@ def test_a_migrate_reading_a_database_behind_its_space_fails_alone_and_repairs_n
             newer.exec("INSERT INTO t (c) VALUES ('y')")
         assert newer.read("SELECT c FROM t ORDER BY id") == [{"c": "x"}, {"c": "y"}]
     assert _cli("check", str(store)).returncode == 0
+
+
+# -- the commit in flight ran a `migrate` that renamed a table (R14, R71, §6) ------------------
+
+
+def _renamer(old: str, new: str) -> Any:
+    def migrate(conn: Any, from_version: int) -> None:
+        conn.execute(f"ALTER TABLE {old} RENAME TO {new}")
+
+    return migrate
+
+
+def _write_renamed(store: Path, version: int, old: str, new: str, k: int) -> None:
+    """A newer program: its first write runs a `migrate` renaming ``old`` to ``new``."""
+    with sc.Runtime(store) as rt:
+        db = rt.space("demo").sqlite_database(
+            "events",
+            tables={new: TABLES["ev"]},
+            version=version,
+            migrate=_renamer(old, new),
+        )
+
+        @sc.handler
+        def add() -> None:
+            db.exec(f"INSERT INTO {new} (k) VALUES (?)", [k])
+
+        add()
+
+
+def _lose_renaming_commit(tmp_path: Path, version: int, old: str, new: str, k: int) -> None:
+    """The space file put back from before the newer program's commit (which renamed ``old``
+    to ``new``): the database file is ahead by that one commit, as a lost commit in flight
+    leaves it."""
+    store = tmp_path / "store"
+    space = _space_path(store)
+    checkpointed(space)
+    shutil.copyfile(space, tmp_path / "space.old")
+    _write_renamed(store, version, old, new, k)
+    _put(tmp_path / "space.old", space)
+
+
+def _file_state(path: Path) -> tuple[list[str], object, object]:
+    """The file's tables (not the runtime's), its version and watermark."""
+    conn = apsw.Connection(f"file:{path}?mode=ro", flags=apsw.SQLITE_OPEN_URI | 1)
+    try:
+        names = "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE '_cf_%'"
+        tables = sorted(name for (name,) in conn.execute(names))
+        (version,) = conn.execute("SELECT value FROM _cf_meta WHERE key = 'version'").fetchone()
+        return tables, version, read_watermark(conn)
+    finally:
+        conn.close()
+
+
+def _ks(path: Path, table: str) -> list[object]:
+    conn = apsw.Connection(f"file:{path}?mode=ro", flags=apsw.SQLITE_OPEN_URI | 1)
+    try:
+        return [k for (k,) in conn.execute(f"SELECT k FROM {table} ORDER BY id")]
+    finally:
+        conn.close()
+
+
+def test_repair_of_a_commit_in_flight_that_renamed_a_table_rebuilds_the_file_at_once(
+    tmp_path: Path,
+) -> None:
+    """R71, §6: undoing a commit in flight whose `migrate` renamed a table leaves the rename (it
+    committed in the file on its own), so the file lacks a table its space's declaration
+    holds. `check --repair` said "inverted" (exit 0) of it and the next `check` found it
+    damaged; it now goes on as for a damaged file: rebuilt from the log, a copy kept, and the
+    next `check` finds it in sync."""
+    store = tmp_path / "store"
+    db_path = _fill(store, 1, 2)
+    _lose_renaming_commit(tmp_path, 2, "ev", "ev2", 3)
+    assert _file_state(db_path) == (["ev2"], 2, 3)
+    assert _look(store).returncode == 1
+    repaired = _cli("check", "--repair", str(store))
+    assert repaired.returncode == 0, repaired.stdout
+    assert ": rebuilt, " in repaired.stdout and "inverted" not in repaired.stdout
+    assert (
+        "once the commit in flight (seq 3) is undone, the file at version 2 lacks the table(s) "
+        "['ev'] that its space's last write to it (seq 2, at version 1) declared"
+    ) in repaired.stdout
+    assert _file_state(db_path) == (["ev"], 1, 2)
+    assert _raw_rows(db_path) == [(1,), (2,)]
+    # One copy, of the file as found: the renamed table with the undone commit's row.
+    (kept,) = (store / "quarantine").glob(f"{db_path.name}.*.0")
+    assert kept.name.endswith(".damaged.0") and str(kept) in repaired.stdout
+    assert _file_state(kept) == (["ev2"], 2, 3)
+    assert _ks(kept, "ev2") == [1, 2, 3]
+    again = _look(store)
+    assert again.returncode == 0 and ": in sync" in again.stdout, again.stdout
+    # The newer program's next write migrates the rebuilt file again.
+    _write_renamed(store, 2, "ev", "ev2", 4)
+    assert _file_state(db_path) == (["ev2"], 2, 3)  # (seq 3 taken again)
+    assert _ks(db_path, "ev2") == [1, 2, 4]
+    assert _look(store).returncode == 0
+
+
+def test_a_runtime_never_serves_a_file_whose_undone_commit_in_flight_renamed_a_table(
+    tmp_path: Path,
+) -> None:
+    """R71: a runtime's first use undoes the commit in flight as `check --repair` does, and the
+    file it serves is the one its space's log holds (the declared table, its rows), not the
+    renamed one; a copy of the file as found is kept."""
+    store = tmp_path / "store"
+    db_path = _fill(store, 1, 2)
+    _lose_renaming_commit(tmp_path, 2, "ev", "ev2", 3)
+    with _opened(store) as (_, db, counter):
+        assert [r["k"] for r in db.read("SELECT k FROM ev ORDER BY id")] == [1, 2]
+        assert counter.get() == 2
+        _commit(db, counter, 5)
+        assert [r["k"] for r in db.read("SELECT k FROM ev ORDER BY id")] == [1, 2, 5]
+    assert _file_state(db_path) == (["ev"], 1, 3)
+    (kept,) = (store / "quarantine").glob(f"{db_path.name}.*.damaged.0")
+    assert _file_state(kept) == (["ev2"], 2, 3) and _ks(kept, "ev2") == [1, 2, 3]
+    assert _look(store).returncode == 0
+
+
+def test_repair_of_a_renaming_commit_in_flight_the_log_cannot_rebuild_is_a_finding(
+    tmp_path: Path,
+) -> None:
+    """R71, §6: when the log cannot rebuild the file (its history crosses an earlier `migrate`
+    step), the repair neither says "inverted" nor changes the file: it is quarantined as found
+    (exit 1), the message naming both versions and the space file's backup to restore."""
+    store = tmp_path / "store"
+    db_path = _fill(store, 1, 2)
+    _write_renamed(store, 2, "ev", "ev2", 3)
+    _lose_renaming_commit(tmp_path, 3, "ev2", "ev3", 4)
+    assert _file_state(db_path) == (["ev3"], 3, 4)
+    before = _digest(store)
+    repaired = _cli("check", "--repair", str(store))
+    assert repaired.returncode == 1, repaired.stdout
+    assert "inverted" not in repaired.stdout and "quarantined" in repaired.stdout
+    assert (
+        "the file at version 3 lacks the table(s) ['ev2'] that its space's last write to it "
+        "(seq 3, at version 2) declared"
+    ) in repaired.stdout
+    assert "restore the space file from a backup made after commit 4" in repaired.stdout
+    assert "its space's log cannot rebuild it" in repaired.stdout
+    assert _digest(store) == before  # kept as found, and no copy left for a repair not made
+    assert _file_state(db_path) == (["ev3"], 3, 4) and _ks(db_path, "ev3") == [1, 2, 3, 4]
+    assert _cli("check", str(store)).returncode == 1
