@@ -9,6 +9,8 @@ from pathlib import Path
 
 import apsw
 
+from sqlite_cells.runtime._harden import harden
+
 __all__ = ["has_moved", "is_blank", "remove_unused"]
 
 
@@ -39,7 +41,7 @@ def remove_unused(path: Path, holds_nothing: Callable[[apsw.Connection], bool]) 
     leaves either the empty file (in rollback or WAL mode; the next writer sets WAL again) or
     no file."""
     try:
-        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE)
+        conn = harden(apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE))
     except apsw.Error:
         return False
     try:
@@ -70,7 +72,7 @@ def _remove_unused_wal(path: Path, holds_nothing: Callable[[apsw.Connection], bo
     the -wal without the -shm. The -wal is kept on close (``SQLITE_FCNTL_PERSIST_WAL``): SQLite
     deletes it by name, and by then the name may be another file's."""
     try:
-        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE)
+        conn = harden(apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE))
     except apsw.Error:
         return False
     try:

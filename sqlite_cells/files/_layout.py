@@ -29,6 +29,7 @@ from sqlite_cells.runtime import (
     check_not_dangling,
     file_state,
     forget_marks,
+    harden,
     has_moved,
     interrupts_held,
     remove_unused,
@@ -543,7 +544,7 @@ def let_go(path: Path, identity: Identity) -> None:
     if not os.access(path, os.W_OK):
         return  # opened read-only, it could not: it would only make a -wal again
     with contextlib.suppress(apsw.Error, OSError):
-        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE)
+        conn = harden(apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE))
         try:
             conn.execute("PRAGMA schema_version").fetchall()  # a read opens the -wal
         finally:
@@ -558,10 +559,11 @@ def open_unwritable(path: Path, what: str = "store file") -> apsw.Connection:
     the last to close. A file that cannot be opened for writing is opened read-only.
     A ``-wal`` that holds frames when it is opened (a writer was killed, or is running) is left
     as found: the last connection to close would copy it into the file and remove it, so this
-    one does not checkpoint on close. Raises ``apsw.Error`` (the callers translate it), and
-    :class:`~sqlite_cells.codec.DatabaseError` naming a directory (or other odd file) standing
-    at its ``-wal`` or ``-shm`` path (``what`` names the file), which SQLite would only report
-    as "unable to open"."""
+    one does not checkpoint on close. Hardened (``harden``): the file may be another program's,
+    and its schema runs nothing through this connection. Raises ``apsw.Error`` (the callers
+    translate it), and :class:`~sqlite_cells.codec.DatabaseError` naming a directory (or other
+    odd file) standing at its ``-wal`` or ``-shm`` path (``what`` names the file), which SQLite
+    would only report as "unable to open"."""
     check_companions(path, what)
     try:
         wal_frames = os.path.getsize(f"{path}-wal") > 0
@@ -570,9 +572,9 @@ def open_unwritable(path: Path, what: str = "store file") -> apsw.Connection:
     if read_as_is(path):
         return open_as_is(path)
     try:
-        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE)
+        conn = harden(apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE))
     except apsw.CantOpenError:
-        return apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+        return harden(apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY))
     if wal_frames:
         conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
     conn.execute("PRAGMA query_only = 1")
@@ -613,8 +615,9 @@ def on_read_only_file_system(path: Path) -> bool:
 
 def open_as_is(path: Path) -> apsw.Connection:
     """A read-only connection to ``path`` that takes no lock and creates nothing (see
-    :func:`read_as_is`): for one read, never kept open for the next (a writer may come)."""
-    return apsw.Connection(immutable_uri(path), flags=READ_ONLY_URI)
+    :func:`read_as_is`): for one read, never kept open for the next (a writer may come).
+    Hardened, as every connection to a store file is."""
+    return harden(apsw.Connection(immutable_uri(path), flags=READ_ONLY_URI))
 
 
 def peek(path: Path, read: Callable[[apsw.Connection], T]) -> T | None:
@@ -626,7 +629,7 @@ def peek(path: Path, read: Callable[[apsw.Connection], T]) -> T | None:
     None too, and whoever opens the file for real says what stands there."""
     try:
         check_file_kinds(path, "database file")
-        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+        conn = harden(apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY))
     except (apsw.Error, SqliteCellsError):
         return None
     try:

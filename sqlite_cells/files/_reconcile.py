@@ -1706,7 +1706,7 @@ def _switch_to_wal(path: Path) -> None:
     """Put a rebuilt file in WAL mode, as the runtime keeps its database files; a file another
     connection uses already is left to the next writer, which switches it as it attaches."""
     with contextlib.suppress(apsw.Error):
-        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE)
+        conn = harden(apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE))
         try:
             conn.execute("PRAGMA journal_mode=WAL").fetchall()
         finally:

@@ -1316,7 +1316,7 @@ def _rows_before(path: Path, schema: Schema) -> dict[str, tuple[tuple[str, ...],
     """:func:`_null_key_rows` of the file as its last commit left it (the migration's own
     transaction is not committed yet); a file that cannot be read so counts none."""
     try:
-        reader = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+        reader = harden(apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY))
     except apsw.Error:
         return {}
     try:
