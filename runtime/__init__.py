@@ -102,6 +102,7 @@ from sqlite_cells.runtime._space_file import SPACE_TABLES as SPACE_TABLES
 from sqlite_cells.runtime._space_file import CommitEvent as CommitEvent
 from sqlite_cells.runtime._space_file import SpaceFile as SpaceFile
 from sqlite_cells.runtime._space_file import busy_ms as busy_ms
+from sqlite_cells.runtime._space_file import space_file_advice as space_file_advice
 from sqlite_cells.runtime._space_file import space_shape_problem as space_shape_problem
 from sqlite_cells.runtime._store import DEFAULT_STORE as DEFAULT_STORE
 from sqlite_cells.runtime._store import LONGEST_SQLITE_PATH as LONGEST_SQLITE_PATH
@@ -272,6 +273,7 @@ __all__ = [
     "set_lock_wait",
     "showing_cells",
     "shown_path",
+    "space_file_advice",
     "space_file_name",
     "space_shape_problem",
     "spelled_apart",

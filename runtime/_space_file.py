@@ -69,6 +69,7 @@ from sqlite_cells.runtime._fork import FORKED_ADVICE, generation
 from sqlite_cells.runtime._format import (
     FORMAT_VERSION,
     NAMED_TABLE,
+    NAMES_TABLE,
     ensure_format,
     readable_format,
 )
@@ -105,7 +106,14 @@ if TYPE_CHECKING:
     from sqlite_cells.runtime._participants import CommitParticipant
     from sqlite_cells.runtime._tx import PendingOp, Transaction
 
-__all__ = ["SPACE_TABLES", "CommitEvent", "Entity", "SpaceFile", "space_shape_problem"]
+__all__ = [
+    "SPACE_TABLES",
+    "CommitEvent",
+    "Entity",
+    "SpaceFile",
+    "space_file_advice",
+    "space_shape_problem",
+]
 
 log = logging.getLogger("sqlite_cells.runtime")
 
@@ -203,6 +211,10 @@ SPACE_COLUMNS: Final = {
 SPACE_TABLES = frozenset(SPACE_COLUMNS)
 # Every table the schema above makes (a file of the current format holds them all).
 _SCHEMA_TABLES: Final = frozenset(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", _SCHEMA))
+# Every table the runtime makes in a space file (``_cf_names`` at a commit that names one).
+_OWN_TABLES: Final = _SCHEMA_TABLES | frozenset(
+    re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", NAMES_TABLE)
+)
 _TARGETS_SQL = f"SELECT DISTINCT {TARGET_BYTES} FROM _cf_op_index"
 _NO_FILE: Final = object()  # what _fetch_one reads of a space without a file
 # What a read of a space whose file was replaced is told (see SpaceFile.catch_up).
@@ -225,7 +237,9 @@ def space_shape_problem(conn: apsw.Connection, names: frozenset[str]) -> str | N
     """What keeps the SQLite database behind ``conn``, whose schema objects are ``names``, from
     being a space file, said after "is" — not one at all (a table every space file holds is
     missing: another program's file under a space file's name), or one whose own tables another
-    program changed (a column is missing: every read of it would fail) — or None."""
+    program changed (a column is missing: every read of it would fail; an index the runtime
+    never makes is on one of them: every commit computes it, see :func:`space_file_advice`) —
+    or None."""
     # (SQLite's names are ASCII case-insensitive: `_CF_CELLS` is the table `_cf_cells`, and
     # `ID` its column `id`.)
     missing = sorted(SPACE_TABLES - {name.lower() for name in names})
@@ -255,10 +269,43 @@ def space_shape_problem(conn: apsw.Connection, names: frozenset[str]) -> str | N
             f"damaged: its own tables lack the column(s) {', '.join(lacking)} that every space "
             "file holds (another program changed them)"
         )
+    added = sorted(
+        f"{_quoted(str(name))} on {str(table).lower()}"
+        for (name, table) in conn.execute(_INDEXES_SQL)
+        if str(table).lower() in _OWN_TABLES
+    )
+    if added:
+        # (The runtime makes none: one another program added is computed at every commit, and
+        # one SQLite cannot compute, or a UNIQUE one, fails every commit with nothing to say why.)
+        return f"{_ADDED_INDEXES} ({', '.join(added)}), which every commit would have to compute"
     return None
 
 
+def _quoted(name: str) -> str:
+    """``name`` as an SQL identifier (what a ``DROP INDEX`` of it is to spell)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def space_file_advice(problem: str) -> str:
+    """What to do about a space file that :func:`space_shape_problem` says is ``problem``: drop
+    the indexes another program added (they hold no data), else what a damaged space file
+    needs (a backup)."""
+    return ADDED_INDEX_ADVICE if problem.startswith(_ADDED_INDEXES) else DAMAGED_SPACE_ADVICE
+
+
+_ADDED_INDEXES: Final = (
+    "changed by another program: it holds index(es) the runtime never makes on its own tables"
+)
+ADDED_INDEX_ADVICE: Final = (
+    "an index holds no data (SQLite makes it from its table), so nothing of the space is lost "
+    "by dropping it: drop each index named with another program (`DROP INDEX name` in the "
+    "`sqlite3` shell on the space file), then use the space again"
+)
 _COLUMNS_SQL: Final = "SELECT name FROM main.pragma_table_info(?)"
+# Indexes another program made (SQLite's own, for a PRIMARY KEY or UNIQUE column, have no SQL).
+_INDEXES_SQL: Final = (
+    "SELECT name, tbl_name FROM main.sqlite_schema WHERE type = 'index' AND sql IS NOT NULL"
+)
 _NOT_TABLES_SQL: Final = "SELECT name, type FROM main.sqlite_schema WHERE type <> 'table'"
 
 
@@ -761,7 +808,7 @@ class SpaceFile:
         if problem is not None:
             raise DatabaseError(
                 f"space file {self.path} is {problem}; nothing was written to it: "
-                f"{DAMAGED_SPACE_ADVICE}"
+                f"{space_file_advice(problem)}"
             )
         return names
 

@@ -70,10 +70,10 @@ from sqlite_cells.files import (
     why_kept,
 )
 from sqlite_cells.runtime import (
-    DAMAGED_SPACE_ADVICE,
     Cell,
     dangling_link,
     interrupts_held,
+    space_file_advice,
     spelled_apart,
 )
 
@@ -219,7 +219,7 @@ def _advice(o: Outcome, *, repairing: bool = False) -> str:
     if o.action is Action.ORPHANED:
         return orphan_advice(o.path.name)
     if o.action is Action.SPACE_DAMAGED:
-        return f"nothing was changed: {DAMAGED_SPACE_ADVICE}"
+        return f"nothing was changed: {space_file_advice(o.detail or '')}"
     if o.action is Action.SPACE_UNREADABLE:
         return unreadable_advice(o.detail or "")
     return ""

@@ -74,7 +74,6 @@ from sqlite_cells.files._sources import (
 from sqlite_cells.files._watermark import read_watermark
 from sqlite_cells.runtime import (
     BUSY_TIMEOUT_MS,
-    DAMAGED_SPACE_ADVICE,
     FORMAT_VERSION,
     SPACE_FILES,
     TARGET_BYTES,
@@ -86,6 +85,7 @@ from sqlite_cells.runtime import (
     op_targets_by_seq,
     readable_format,
     remove_unused,
+    space_file_advice,
     space_file_name,
     space_shape_problem,
     stored_json_column,
@@ -866,7 +866,7 @@ class DamagedSpace:
 
     @property
     def advice(self) -> str:
-        return unreadable_advice(self.reason) if self.unreadable else DAMAGED_SPACE_ADVICE
+        return unreadable_advice(self.reason) if self.unreadable else space_file_advice(self.reason)
 
 
 UNREADABLE_SPACE_ADVICE = (

@@ -354,3 +354,57 @@ def test_reading_a_space_file_that_belongs_to_another_space_is_refused_as_check_
             )
     assert "move it aside, or put back the file that belongs there" in done.stderr
     assert {p: p.read_bytes() for p in store.glob("*.sqlite")} == before
+
+
+def _space_with_added_indexes(store: Path) -> Path:
+    """A store of one space, cell ``x`` = 1, to whose space file another program added
+    indexes on the runtime's own tables: one SQLite cannot compute (a blob over its length
+    limit), one UNIQUE; the space file."""
+    return _space_rebuilt(
+        store,
+        "CREATE INDEX ix ON _cf_log(length(zeroblob(1000000000)));"
+        'CREATE UNIQUE INDEX "odd ""name""" ON _CF_CELLS(rev)',
+    )
+
+
+@pytest.mark.parametrize("args", [["inspect"], ["check"], ["check", "--repair"]])
+def test_an_index_another_program_added_to_a_space_files_table_is_named_with_its_drop(
+    store: Path, args: list[str]
+) -> None:
+    path = _space_with_added_indexes(store)
+    before = path.read_bytes()
+    done = run_cli(*args, "--store", str(store))
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == ""
+    assert (
+        "it holds index(es) the runtime never makes on its own tables "
+        '("ix" on _cf_log, "odd ""name""" on _cf_cells)'
+    ) in done.stdout
+    assert "nothing of the space is lost by dropping it" in done.stdout
+    assert "`DROP INDEX name`" in done.stdout
+    assert "from a backup" not in done.stdout
+    assert path.read_bytes() == before
+
+
+def test_the_runtime_refuses_a_space_file_with_an_added_index_until_it_is_dropped(
+    store: Path,
+) -> None:
+    path = _space_with_added_indexes(store)
+    before = path.read_bytes()
+    with sc.Runtime(store) as rt, pytest.raises(sc.DatabaseError) as raised:
+        rt.space("demo")
+    message = str(raised.value)
+    assert f"space file {path} is changed by another program" in message
+    assert '("ix" on _cf_log, "odd ""name""" on _cf_cells)' in message
+    assert "nothing was written to it" in message and "DROP INDEX" in message
+    assert "from a backup" not in message
+    assert path.read_bytes() == before
+    conn = apsw.Connection(str(path))
+    conn.execute('DROP INDEX ix; DROP INDEX "odd ""name"""')
+    conn.close()
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        assert space.cell("x").get() == 1
+        with space.transact():
+            space.cell("x").set(2)
+        assert space.cell("x").get() == 2
