@@ -12,9 +12,9 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextvars import ContextVar
-from typing import Any, ParamSpec, Protocol, overload
+from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
-from sqlite_cells.codec import ConflictError, TransactionError, brief_repr
+from sqlite_cells.codec import ConflictError, SqliteCellsError, TransactionError, brief_repr
 from sqlite_cells.runtime._boundary import InvalidArgument, checked_arguments
 from sqlite_cells.runtime._leaving import Leaving
 from sqlite_cells.runtime._lock_holder import LockHolder
@@ -43,6 +43,7 @@ OPTIMISTIC_TRIES = 3
 TURN_PATIENCE = 1.0
 
 P = ParamSpec("P")
+_T = TypeVar("_T")
 
 
 class _Call:
@@ -403,7 +404,7 @@ async def _commit_off_loop(tx: Transaction, holder: LockHolder | None = None) ->
     if space is None or tx.is_empty:
         if tx.reads:  # nothing to commit, but what it read must be one state (§2)
             try:
-                await asyncio.get_running_loop().run_in_executor(None, validate_elsewhere, tx, None)
+                await _off_loop(functools.partial(validate_elsewhere, tx, None))
             except BaseException:
                 tx.state = TxState.ABORTED
                 raise
@@ -414,8 +415,11 @@ async def _commit_off_loop(tx: Transaction, holder: LockHolder | None = None) ->
     if commit is None:
         context = contextvars.copy_context()
         context.run(abandon_lock_waits_on, abandon)
-        loop = asyncio.get_running_loop()
-        commit = loop.run_in_executor(None, functools.partial(context.run, space.commit, tx))
+        try:
+            commit = _off_loop(functools.partial(context.run, space.commit, tx))
+        except BaseException:
+            tx.state = TxState.ABORTED
+            raise
     try:
         tx.seq = await _awake_until(commit)
     except asyncio.CancelledError:
@@ -435,6 +439,50 @@ async def _commit_off_loop(tx: Transaction, holder: LockHolder | None = None) ->
         raise
     tx.state = TxState.COMMITTED
     return tx.seq
+
+
+def _off_loop(work: Callable[[], _T]) -> asyncio.Future[_T]:
+    """The future of ``work``, run by a thread of the running loop's default executor. When no
+    thread can take it (the system's limit on threads or processes, or an executor shut down),
+    the executor has queued it all the same, for whichever of its threads frees up later: a
+    commit the caller was told had failed would then be made after all. So the job runs only
+    if it is claimed before that refusal is; refused first, it does nothing when it runs, and a
+    ``SqliteCellsError`` says that nothing of the call was committed (a thread that took it in
+    between gives its outcome as any other)."""
+    loop = asyncio.get_running_loop()
+    outcome: asyncio.Future[_T] = loop.create_future()
+    claim = threading.Lock()
+
+    def run() -> None:
+        if not claim.acquire(blocking=False):
+            return  # refused when it was handed over: the caller was told so
+        try:
+            result: object = work()
+        except BaseException as exc:
+            result = exc
+        with contextlib.suppress(RuntimeError):  # (a loop closed meanwhile: nobody to tell)
+            loop.call_soon_threadsafe(_settle, outcome, result)
+
+    try:
+        loop.run_in_executor(None, run)
+    except RuntimeError as exc:
+        if claim.acquire(blocking=False):
+            raise SqliteCellsError(
+                "an async handler's commit runs on a thread of the event loop's executor, and "
+                f"none could take it ({exc}: the system's limit on threads or processes, or "
+                "an executor shut down); nothing of this call was committed: close runtimes "
+                "no longer used or raise the limit on threads, then call it again"
+            ) from exc
+    return outcome
+
+
+def _settle(future: asyncio.Future[Any], outcome: object) -> None:
+    if future.done():
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
 
 
 async def _awake_until(work: asyncio.Future[Any]) -> Any:

@@ -229,3 +229,51 @@ def test_an_async_handler_that_cannot_start_its_lock_holder_says_so(tmp_path: Pa
         "again": True,
         "after": [301, 300],
     }
+
+
+# The loop's executor has no thread yet when the handler commits: it queues the commit and
+# fails to start a thread for it, and a thread it starts later would take the queued commit.
+ASYNC_HANDLER_COMMIT_WITHOUT_A_THREAD = r"""
+import asyncio, json, sys
+import sqlite_cells as sc
+
+out = {}
+rt = sc.Runtime(sys.argv[1])
+o = rt.space("demo").cell("o", default=0)
+
+@sc.handler
+async def put(*, value):
+    o.set(value)
+
+async def main():
+    no_more_threads()
+    try:
+        await put(value=1)
+        out["first"] = "committed"
+    except sc.SqliteCellsError as exc:
+        out["first"] = [type(exc).__name__, "nothing of this call was committed" in str(exc)]
+    except BaseException as exc:
+        out["first"] = ["not a SqliteCellsError", type(exc).__name__]
+    threads_again()
+    await asyncio.get_running_loop().run_in_executor(None, lambda: None)  # a thread starts
+    rt.settle()
+    out["later"] = o.get()
+    out["again"] = await put(value=2) > 0
+    out["after"] = o.get()
+
+asyncio.run(main())
+rt.close()
+print(json.dumps(out))
+"""
+
+
+def test_an_async_handler_whose_commit_finds_no_thread_commits_nothing_later(
+    tmp_path: Path,
+) -> None:
+    out = run_child(ASYNC_HANDLER_COMMIT_WITHOUT_A_THREAD, str(tmp_path / "store"))
+    assert out == {
+        "first": ["SqliteCellsError", True],
+        "later": 0,
+        "again": True,
+        "after": 2,
+    }
