@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextvars
+import functools
 import logging
 import os
 import shutil
@@ -458,9 +460,14 @@ class Runtime(Reference):
         abandoned = threading.Event()
         try:
             with awake():  # (a kernel's interrupt of the wait lands at once)
-                return await asyncio.to_thread(self._settle, None, abandoned)
+                return await _on_a_thread(
+                    functools.partial(self._settle, None, abandoned),
+                    "settled() waits on a thread of the event loop's executor, and none could "
+                    "take it ({}); nothing was waited for: close runtimes no longer used or "
+                    "raise the limit on threads, then call it again",
+                )
         finally:
-            abandoned.set()
+            abandoned.set()  # (a wait the executor queued all the same ends as soon as it runs)
 
     def _catch_up(self) -> bool:
         """Take in what other connections committed to the open spaces. False once closed.
@@ -697,7 +704,14 @@ class Runtime(Reference):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await asyncio.to_thread(self.close)
+        try:
+            closing = _on_a_thread(self.close, "the close runs on a thread ({})")
+        except SqliteCellsError:
+            # No thread to be had: closed on the loop's thread, as ``with`` closes (a close
+            # the executor queued all the same finds the runtime closed).
+            self.close()
+            return
+        await closing
 
     def __repr__(self) -> str:
         state = "open" if not self._closed else "closed"
@@ -740,6 +754,23 @@ def weakly(method: Callable[_P, _R], gone: Callable[[], _R] | None = None) -> Ca
         return gone()
 
     return call
+
+
+def _on_a_thread(work: Callable[[], _R], refused: str) -> asyncio.Future[_R]:
+    """``work`` run by a thread of the running loop's default executor, as ``asyncio.to_thread``
+    runs it (the caller's context copied); a :class:`SqliteCellsError` saying ``refused`` (its
+    ``{}`` replaced by why) when no thread can take it: the system's limit on threads or
+    processes, or an executor shut down. The executor may have queued the job all the same, for
+    a thread that frees up later: only work that is harmless then is handed over here."""
+    loop = asyncio.get_running_loop()
+    try:
+        return loop.run_in_executor(None, functools.partial(contextvars.copy_context().run, work))
+    except RuntimeError as exc:
+        raise SqliteCellsError(
+            refused.format(
+                f"{exc}: the system's limit on threads or processes, or an executor shut down"
+            )
+        ) from exc
 
 
 def thread_refused(exc: BaseException) -> BaseException:

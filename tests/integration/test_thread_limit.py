@@ -277,3 +277,40 @@ def test_an_async_handler_whose_commit_finds_no_thread_commits_nothing_later(
         "again": True,
         "after": 2,
     }
+
+
+# settled() and the close of `async with` wait on a thread of the loop's executor, which has
+# none yet and can start none.
+ASYNC_WAITS_WITHOUT_A_THREAD = r"""
+import asyncio, json, sys
+import sqlite_cells as sc
+
+out = {}
+
+async def main():
+    async with sc.Runtime(sys.argv[1]) as rt:
+        space = rt.space("demo")
+        o = space.cell("o", default=0)
+        with space.transact():
+            o.set(1)
+        no_more_threads()
+        try:
+            out["settled"] = await rt.settled()
+        except sc.SqliteCellsError as exc:
+            out["settled"] = [type(exc).__name__, "nothing was waited for" in str(exc)]
+        except BaseException as exc:
+            out["settled"] = ["not a SqliteCellsError", type(exc).__name__]
+    out["closed"] = not rt.is_open
+    threads_again()
+
+try:
+    asyncio.run(main())
+except BaseException as exc:
+    out["raised"] = type(exc).__name__
+print(json.dumps(out))
+"""
+
+
+def test_settled_and_an_async_with_close_without_a_thread(tmp_path: Path) -> None:
+    out = run_child(ASYNC_WAITS_WITHOUT_A_THREAD, str(tmp_path / "store"))
+    assert out == {"settled": ["SqliteCellsError", True], "closed": True}
