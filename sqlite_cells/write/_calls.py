@@ -69,6 +69,7 @@ __all__ = [
     "LONG_CALLS",
     "Deadline",
     "NoHelperFree",
+    "NoHelperThread",
     "override_long_calls",
     "running",
 ]
@@ -212,6 +213,16 @@ class NoHelperFree(apsw.InterruptError):
         self.running = running
 
 
+class NoHelperThread(apsw.InterruptError):
+    """A long call found no helper thread and could start none (the system's limit on threads
+    or processes): it never ran, and no helper would ever have taken it."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name}() found no helper thread and could start none ({reason})")
+        self.function = name
+        self.reason = reason
+
+
 class _Helpers:
     """At most ``size`` helper threads, each with its own calculator, made when calls wait and
     ended after ``_LINGER`` idle seconds."""
@@ -244,8 +255,11 @@ class _Helpers:
                     threading.Thread(
                         target=self._serve, name="sqlite-cells-long-call", daemon=True
                     ).start()
-                except RuntimeError:  # no thread to be had: wait for a running helper
+                except RuntimeError as exc:  # no thread to be had: wait for a running helper
                     self._threads -= 1
+                    if not self._threads:  # (none: nothing would ever take the call)
+                        self._queue.remove(call)
+                        raise NoHelperThread(name, str(exc)) from exc
             self._wake.notify()
         if not call.done.wait(max(0.0, deadline - time.monotonic())):
             with self._lock:

@@ -122,7 +122,7 @@ from sqlite_cells.sql import (
     sqlite_words,
     write_hint,
 )
-from sqlite_cells.write._calls import LONG_CALLS, NoHelperFree, override_long_calls
+from sqlite_cells.write._calls import LONG_CALLS, NoHelperFree, NoHelperThread, override_long_calls
 from sqlite_cells.write._capture import (
     ROWID_TABLE_MAX_COLUMNS,
     SESSION_SAFE_CHANGES,
@@ -904,6 +904,15 @@ class SqliteParticipant:
             )
         except apsw.BusyError:
             raise  # a lock held elsewhere: _lock_waits says so
+        except NoHelperThread as exc:
+            raise ExecError(
+                decl.db_id,
+                request.sql,
+                f"its call of {exc.function}() is calculated on a helper thread, to keep "
+                f"exec_timeout, and this process may start no more threads ({exc.reason}: the "
+                "system's limit on threads or processes); nothing was written: close runtimes "
+                "no longer used or raise the limit, then try again",
+            ) from exc
         except NoHelperFree as exc:
             raise ExecTimeout(
                 decl.db_id,

@@ -314,3 +314,41 @@ print(json.dumps(out))
 def test_settled_and_an_async_with_close_without_a_thread(tmp_path: Path) -> None:
     out = run_child(ASYNC_WAITS_WITHOUT_A_THREAD, str(tmp_path / "store"))
     assert out == {"settled": ["SqliteCellsError", True], "closed": True}
+
+
+# A call too long to calculate on the writing thread (a 3,000,000-character replace()) is handed
+# to a helper thread, and the process has none yet and can start none.
+LONG_CALL_WITHOUT_A_HELPER = r"""
+import json, sys
+import sqlite_cells as sc
+
+LONG = "INSERT INTO t (v) VALUES (length(replace(printf('%.*c', 3000000, 'a'), 'a', 'bb')))"
+out = {}
+with sc.Runtime(sys.argv[1], exec_timeout=1) as rt:
+    space = rt.space("demo")
+    db = space.sqlite_database("x", tables={"t": sc.table(v="integer")})
+    with space.transact():
+        db.exec("INSERT INTO t (v) VALUES (1)")
+    no_more_threads()
+    try:
+        with space.transact():
+            db.exec(LONG)
+        out["long"] = "committed"
+    except sc.SqliteCellsError as exc:
+        out["long"] = [type(exc).__name__, "no more threads" in str(exc)]
+    out["rows"] = db.read("SELECT v FROM t ORDER BY v")
+    threads_again()
+    with space.transact():
+        db.exec(LONG)
+    out["again"] = db.read("SELECT v FROM t ORDER BY v")
+print(json.dumps(out))
+"""
+
+
+def test_a_long_call_that_finds_no_helper_thread_says_so_at_once(tmp_path: Path) -> None:
+    out = run_child(LONG_CALL_WITHOUT_A_HELPER, str(tmp_path / "store"))
+    assert out == {
+        "long": ["ExecError", True],
+        "rows": [{"v": 1}],
+        "again": [{"v": 1}, {"v": 6000000}],
+    }
