@@ -801,6 +801,14 @@ def _reconcile_file(
         elif db_seq > space_seq:
             in_flight = _in_flight(space_conn, conn, db_id, db_seq, space_seq)
             if not repair:
+                # What the repair would find once the commit is undone: undoing changes rows,
+                # never tables, so the file as it is lacks the same ones (§6: `check` says what
+                # `check --repair` does — a rebuild or a quarantine, not "undo the commit").
+                try:
+                    _check_undone(space_conn, conn, db_id, db_seq, space_seq)
+                except _Damaged:
+                    _rollback(conn)
+                    raise
                 action, commits = Action.AHEAD, 0
             else:
                 kept = keep_copy(path, f"ahead-{db_seq}-of-{space_seq}")

@@ -1538,3 +1538,36 @@ def test_repair_of_a_renaming_commit_in_flight_the_log_cannot_rebuild_is_a_findi
     assert _digest(store) == before  # kept as found, and no copy left for a repair not made
     assert _file_state(db_path) == (["ev3"], 3, 4) and _ks(db_path, "ev3") == [1, 2, 3, 4]
     assert _cli("check", str(store)).returncode == 1
+
+
+def test_check_says_a_renaming_commit_in_flight_is_rebuilt_or_quarantined_not_undone(
+    tmp_path: Path,
+) -> None:
+    """§6, R71: `check` (without `--repair`) says what `check --repair` does. Of a file one
+    commit ahead whose commit in flight followed a `migrate` that renamed a declared table, it
+    said "ahead" and advised `--repair` "to undo the one commit…", while the repair rebuilds
+    the file from the log (a copy kept) or, when the log cannot, quarantines it as found."""
+    store = tmp_path / "store"
+    _fill(store, 1, 2)
+    _lose_renaming_commit(tmp_path, 2, "ev", "ev2", 3)
+    looked = _look(store)
+    assert looked.returncode == 1, looked.stdout
+    assert ": damaged (" in looked.stdout and ": ahead" not in looked.stdout, looked.stdout
+    assert "undo the one commit" not in looked.stdout
+    assert "the file at version 2 lacks the table(s) ['ev']" in looked.stdout
+    assert "run `sqlite-cells check --repair` to rebuild it from its space's log" in looked.stdout
+    assert ": rebuilt, " in _cli("check", "--repair", str(store)).stdout
+
+    other = tmp_path / "other"
+    other_store = other / "store"
+    other.mkdir()
+    _fill(other_store, 1, 2)
+    _write_renamed(other_store, 2, "ev", "ev2", 3)
+    _lose_renaming_commit(other, 3, "ev2", "ev3", 4)
+    looked = _look(other_store)
+    assert looked.returncode == 1, looked.stdout
+    assert ": quarantined (" in looked.stdout and "undo the one commit" not in looked.stdout
+    assert "restore the space file from a backup made after commit 4" in looked.stdout
+    assert "its space's log cannot rebuild it" in looked.stdout
+    repaired = _cli("check", "--repair", str(other_store))
+    assert repaired.returncode == 1 and ": quarantined (" in repaired.stdout
