@@ -169,7 +169,7 @@ def _print_store(
         out.write(f"space file {one_line(damaged.file)}: {what} ({one_line(damaged.reason)})\n")
     for space in info.spaces:
         out.write(
-            f"space {space.id!r} ({one_line(space.file)}): {space.cells} cell(s), "
+            f"space {one_line(repr(space.id))} ({one_line(space.file)}): {space.cells} cell(s), "
             f"last seq {space.last_seq}\n"
         )
         listed = cells.get(space.id, [])
@@ -192,7 +192,7 @@ def _print_store(
             known = namer.named(space.id, held.id)
             named = f"{known.name!r} ({held.id})" if known is not None else held.id
             out.write(
-                f"  database {named}\n"
+                f"  database {one_line(named)}\n"
                 f"    file {one_line(held.file)}: QUARANTINED: {one_line(held.why)} (R5)\n"
             )
         for db in space.databases:
@@ -246,7 +246,7 @@ def _print_store(
                 "never written" if db.never_written else f"last write at seq {db.last_write_seq}"
             )
             out.write(
-                f"  database {named}\n"
+                f"  database {one_line(named)}\n"
                 f"    file {one_line(db.file)}: rev {db.rev}, {written}, {one_line(state)}\n"
             )
             rows = [

@@ -29,7 +29,7 @@ from typing import Any, TextIO
 import msgspec
 
 import sqlite_cells as sc
-from sqlite_cells.cli._output import OutputFailed, error_kind, error_line
+from sqlite_cells.cli._output import OutputFailed, error_kind, error_line, one_line
 from sqlite_cells.files import unwritten_handle, write_refused_by_file
 from sqlite_cells.read import text_table
 
@@ -206,7 +206,7 @@ class _Chat:
         _check_for_other_data(db, self.posts, self.users)
         (before,) = db.read("SELECT count(*) AS n FROM messages")
         self.run = ChatRun(rt.store, db.id, db.path, messages_before=int(before["n"]))
-        out.write(f"store: {rt.store}\n")
+        out.write(f"store: {one_line(rt.store)}\n")
         out.write(f"database {DATABASE!r} of space {SPACE!r}: {db.id}\n")
         out.write(f"  file: {db.path.name}\n")
         # Whether it was ever written (its handle's rev), not whether it holds messages: one

@@ -27,7 +27,7 @@ import msgspec
 from sqlite_cells.cli._names import Namer, link_in
 from sqlite_cells.cli._status import output_failure
 from sqlite_cells.codec import EncodingError, Link, SqliteCellsError, decode_value
-from sqlite_cells.read import LINK_MARK, escaped, text_table
+from sqlite_cells.read import LINK_MARK, escaped, shown_as_is, text_table
 
 __all__ = [
     "CheckedOutput",
@@ -165,26 +165,40 @@ def write_whole(text: str, out: TextIO) -> None:
             data = data[os.write(fd, data) :]
 
 
-# msgspec escapes the C0 controls (ESC is ``\u001b``) but writes DEL and the C1 controls
-# (U+0080–U+009F) raw, and a terminal acts on those too: U+009B is a CSI, as ESC [ is.
-_CONTROLS = re.compile(r"[\x7f-\x9f]")
-_NOT_PRINTABLE_ASCII = re.compile(r"[^\x00-\x7e]")
+# msgspec escapes the C0 controls (ESC is ``\u001b``) but writes every other character raw: DEL
+# and the C1 controls (U+0080–U+009F), which a terminal acts on (U+009B is a CSI, as ESC [ is),
+# and the bidi controls and the zero-width and other invisible characters, which make a terminal
+# show another text than the one written (U+202E prints what follows right to left). Outside
+# JSON strings there is no character but ASCII.
+_NOT_ASCII: Final = re.compile(r"[^\x00-\x7e]+")
 
 
 def json_for(text: str, out: TextIO) -> str:
-    """JSON ``text`` as ``out`` can hold it, with nothing a terminal acts on written raw: DEL
-    and the C1 controls always, and on an output whose encoding is not UTF-8 (a C locale,
-    ``PYTHONIOENCODING=ascii``) each character outside ASCII, as its JSON escape
-    (``\\u009b``, ``\\u00eb``), which reads back as the same text (outside JSON strings there
-    are none)."""
+    """JSON ``text`` as ``out`` can hold it, with nothing a terminal acts on or does not show
+    written raw: each character the text outputs escape (``read.shown_as_is``: DEL, the C1
+    controls, the bidi and other format characters, the invisible ones), and on an output whose
+    encoding is not UTF-8 (a C locale, ``PYTHONIOENCODING=ascii``) each character outside
+    ASCII, as its JSON escape (``\\u202e``, ``\\u00eb``): the JSON reads back as the same
+    text, so a program gets every value exact."""
     encoding = (getattr(out, "encoding", None) or "utf-8").lower().replace("_", "-")
     if encoding in ("utf-8", "utf8"):
-        return _CONTROLS.sub(_escaped, text)
-    return _NOT_PRINTABLE_ASCII.sub(_escaped, text)
+        return _NOT_ASCII.sub(_unshown_escaped, text)
+    return _NOT_ASCII.sub(_all_escaped, text)
 
 
-def _escaped(match: re.Match[str]) -> str:
-    code = ord(match.group())
+def _unshown_escaped(match: re.Match[str]) -> str:
+    run = match.group()
+    if shown_as_is(run):
+        return run
+    return "".join(c if shown_as_is(c) else _json_escape(c) for c in run)
+
+
+def _all_escaped(match: re.Match[str]) -> str:
+    return "".join(map(_json_escape, match.group()))
+
+
+def _json_escape(c: str) -> str:
+    code = ord(c)
     if code <= 0xFFFF:
         return f"\\u{code:04x}"
     code -= 0x10000  # outside the BMP: a UTF-16 surrogate pair, as JSON spells it
@@ -304,9 +318,10 @@ def _on_terminal(out: TextIO) -> bool:
         return False
 
 
-# The characters a terminal acts on that CSV has no escape for: the control characters but tab
-# and the line ends, which a CSV field holds quoted.
-_TERMINAL_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# The characters a terminal acts on or does not show that CSV has no escape for: all but the
+# printable ones (:func:`read.shown_as_is`), tab and the line ends, which a CSV field holds
+# quoted.
+_NOT_PLAIN: Final = re.compile(r"[^\t\n\r\x20-\x7e]+")
 
 
 def _csv_line(*, on_terminal: bool = False) -> Callable[[Sequence[Any]], str]:
@@ -316,9 +331,11 @@ def _csv_line(*, on_terminal: bool = False) -> Callable[[Sequence[Any]], str]:
     a field holding either is quoted; the record's own ``\\r\\n`` becomes ``\\n``.
 
     CSV has no escape: a value is written as it is, for the program that reads it. Written
-    ``on_terminal``, each control character a terminal would act on (ESC, BEL, the C1
-    controls) is written as Python writes it in a literal (``\\x1b``), so that no stored value
-    clears, retitles or moves the terminal; a file or a pipe gets the values whole."""
+    ``on_terminal``, each character a terminal would act on or would not show (ESC, BEL, the C1
+    controls, the bidi controls, the zero-width and other invisible characters) is written as
+    Python writes it in a literal (``\\x1b``, ``\\u202e``), so that no stored value clears,
+    retitles or moves the terminal or shows as another text; a file or a pipe gets the values
+    whole."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
 
@@ -327,13 +344,13 @@ def _csv_line(*, on_terminal: bool = False) -> Callable[[Sequence[Any]], str]:
         buffer.truncate()
         writer.writerow(fields)
         text = buffer.getvalue()[:-2] + "\n"
-        return _TERMINAL_CONTROLS.sub(_python_escape, text) if on_terminal else text
+        return _NOT_PLAIN.sub(_escaped_run, text) if on_terminal else text
 
     return line
 
 
-def _python_escape(match: re.Match[str]) -> str:
-    return repr(match.group())[1:-1]
+def _escaped_run(match: re.Match[str]) -> str:
+    return escaped(match.group())
 
 
 def _columns(rows: Sequence[dict[str, Any]]) -> list[str]:

@@ -3,7 +3,9 @@
 from sqlite_cells.read._display import LINK_MARK as LINK_MARK
 from sqlite_cells.read._display import LinkText as LinkText
 from sqlite_cells.read._display import QueryDisplay as QueryDisplay
+from sqlite_cells.read._display import escape_character as escape_character
 from sqlite_cells.read._display import escaped as escaped
+from sqlite_cells.read._display import shown_as_is as shown_as_is
 from sqlite_cells.read._display import text_table as text_table
 from sqlite_cells.read._live import LiveQueries as LiveQueries
 from sqlite_cells.read._pool import ReadPool as ReadPool
@@ -41,11 +43,13 @@ __all__ = [
     "StatementResult",
     "build_rows",
     "decode_cf_link",
+    "escape_character",
     "escaped",
     "react_on_members",
     "read_rows",
     "resolve_params",
     "row_decoder",
     "runs_own_code",
+    "shown_as_is",
     "text_table",
 ]

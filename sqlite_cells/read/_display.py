@@ -35,10 +35,12 @@ __all__ = [
     "LinkText",
     "QueryDisplay",
     "display_query",
+    "escape_character",
     "escaped",
     "format_value",
     "query_state_html",
     "row_values",
+    "shown_as_is",
     "shown_row",
     "shown_value",
     "text_table",
@@ -173,13 +175,42 @@ def _state_html(state: QueryState[Any]) -> str:
     return "".join(out)
 
 
+# The characters Python calls printable that a terminal shows as nothing (or as a blank that is
+# no space): the Default_Ignorable_Code_Point characters of Unicode's DerivedCoreProperties
+# outside the format (Cf) and unassigned categories, which ``str.isprintable`` refuses already —
+# the combining grapheme joiner, the Hangul fillers, the Khmer inherent vowels, the Mongolian
+# and other variation selectors. ``alice`` and ``alice\u034f`` would print alike.
+_INVISIBLE: Final = re.compile(
+    "[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180d\u180f\u3164\ufe00-\ufe0f\uffa0"
+    "\U000e0100-\U000e01ef]"
+)
+
+
+def shown_as_is(text: str) -> bool:
+    """Whether ``text`` prints on a terminal as what it is: no control or format character
+    (ESC, newline, a bidi override U+202E or isolate U+2066–U+2069, a zero-width space or
+    joiner), no separator but the space (U+00A0, U+2028), nothing unassigned, and none of
+    the invisible characters above."""
+    return text.isprintable() and _INVISIBLE.search(text) is None
+
+
+def escape_character(c: str) -> str:
+    """One character as Python writes it in a literal (``\\x1b``, ``\\u202e``), also one
+    that ``repr`` writes as it is (the invisible ones above)."""
+    spelled = repr(c)[1:-1]
+    if spelled != c:
+        return spelled
+    return f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF else f"\\U{ord(c):08x}"
+
+
 def escaped(text: str) -> str:
-    """``text`` with each character a terminal would act on (ESC, newline, tab, the other
-    control and format characters) written as Python writes it in a literal (``\\x1b``,
-    ``\\n``)."""
-    if text.isprintable():
+    """``text`` with each character a terminal would act on or would not show
+    (:func:`shown_as_is`: ESC, newline, tab, the other control and format characters, the
+    bidi controls, the zero-width and other invisible characters) written as Python writes it
+    in a literal (``\\x1b``, ``\\n``, ``\\u202e``)."""
+    if shown_as_is(text):
         return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return "".join(c if shown_as_is(c) else escape_character(c) for c in text)
 
 
 # A text table shows a cell's first WIDEST_CELL terminal columns: a value wider than a screen or
@@ -201,7 +232,7 @@ def _table_text(value: Any, widest: int = WIDEST_CELL) -> tuple[str, bool]:
     (:func:`_cut`)."""
     if not isinstance(value, str):
         return _cut(format_value(value), escaped, widest)
-    if value.isprintable() and (
+    if shown_as_is(value) and (
         type(value) is LinkText
         or (not _SPELLED_LIKE_A_VALUE.fullmatch(value) and not value.startswith(("'", LINK_MARK)))
     ):

@@ -269,3 +269,78 @@ def test_a_text_starting_with_the_link_mark_reads_apart_from_a_link(store: Path)
     done = run_cli("cells", str(store), "--json")
     (mix,) = [c for c in json.loads(done.stdout) if c["name"] == "mix"]
     assert mix["value"]["a"] == "→ alice" and mix["value"]["b"]["name"] == "alice"
+
+
+# Characters that make a terminal show another text than the one stored: bidi overrides and
+# isolates, zero-width ones, a BOM, a tag, and those Python calls printable that show as nothing
+# or as a blank (the combining grapheme joiner, a Hangul filler, a variation selector).
+SPOOFS = "\u202e\u202a\u2066\u2069\u200b\u200d\u200e\ufeff\U000e0041\u034f\u3164\ufe0f\x9b"
+SPOOF_NAME = f"a{SPOOFS}b"
+
+
+@pytest.fixture
+def spoofed(store: Path) -> Path:
+    with sc.Runtime(store) as rt:
+        space = rt.space(SPOOF_NAME)
+        cell = space.cell(SPOOF_NAME)
+        db = space.sqlite_database(SPOOF_NAME, tables={SPOOF_NAME: sc.table(v="text")})
+        with space.transact():
+            cell.set(SPOOF_NAME)
+            db.exec(f'INSERT INTO "{SPOOF_NAME}" (v) VALUES (?)', [SPOOF_NAME])
+    return store
+
+
+def _raw(text: str) -> set[str]:
+    return {f"U+{ord(c):04X}" for c in text if c in SPOOFS}
+
+
+def _commands(store: Path) -> list[list[str]]:
+    sql = f'SELECT v, v AS "{SPOOF_NAME}" FROM "{SPOOF_NAME}"'
+    return [
+        ["inspect", str(store)],
+        ["cells", str(store)],
+        ["tables", str(store)],
+        ["query", str(store), SPOOF_NAME, SPOOF_NAME, sql],
+    ]
+
+
+def test_text_outputs_escape_every_character_that_spoofs_a_terminal(spoofed: Path) -> None:
+    """§6: a space id, a cell's or a database's name, a column name and a value holding a bidi
+    control, a zero-width or another invisible character print escaped in the text outputs,
+    names and values alike (the ones Python calls printable, U+034F, U+3164, U+FE0F, were
+    printed raw: ``a`` + U+034F read as ``a``)."""
+    for args in _commands(spoofed):
+        done = run_cli(*args)
+        assert done.returncode == 0, done.stderr
+        assert not _raw(done.stdout), (args[0], _raw(done.stdout))
+        assert "a\\u202e\\u202a\\u2066\\u2069\\u200b" in done.stdout, done.stdout
+        assert "\\U000e0041\\u034f\\u3164\\ufe0f\\x9bb" in done.stdout, done.stdout
+    status, written = _on_a_terminal("--csv", "cells", str(spoofed))
+    assert status == 0 and not _raw(written)
+    assert "\\u034f\\u3164\\ufe0f" in written
+
+
+@pytest.mark.parametrize("fmt", ["--json", "--ndjson"])
+def test_json_escapes_every_character_that_spoofs_a_terminal_and_reads_back_exact(
+    spoofed: Path, fmt: str
+) -> None:
+    """JSON is data: a program reading it gets every name and value exact. Each character a
+    terminal would act on or not show is written as its JSON escape (``\\u202e``), which reads
+    back as the same character, so the JSON shown on a terminal spoofs nothing either (the bidi
+    controls and the zero-width characters were written raw)."""
+    for args in _commands(spoofed):
+        done = run_cli(fmt, *args)
+        assert done.returncode == 0, done.stderr
+        assert not _raw(done.stdout), (args[0], _raw(done.stdout))
+        assert "\\u202e" in done.stdout and "\\udb40\\udc41" in done.stdout
+        parsed = (
+            json.loads(done.stdout)
+            if fmt == "--json"
+            else [json.loads(line) for line in done.stdout.splitlines()]
+        )
+        assert SPOOF_NAME in json.dumps(parsed, ensure_ascii=False), args[0]
+    cells = json.loads(run_cli("--json", "cells", str(spoofed)).stdout)
+    (cell,) = [c for c in cells if c["kind"] == "cell"]
+    assert (cell["space"], cell["name"], cell["value"]) == (SPOOF_NAME, SPOOF_NAME, SPOOF_NAME)
+    query = json.loads(run_cli("--json", *_commands(spoofed)[3]).stdout)
+    assert query["rows"] == [{"v": SPOOF_NAME, SPOOF_NAME: SPOOF_NAME}]
