@@ -1512,11 +1512,15 @@ def query_store(
                 "another space, or an orphaned file); `sqlite-cells inspect` lists the "
                 "databases of each space, and orphaned files",
             )
-        raise InspectError(
-            "database-not-found",
-            _never_written(database, db_id, space_id)
-            + _database_alike(space_file, space_id, database),
-        )
+        alike = _database_alike(space_file, space_id, database)
+        if alike:
+            # Not "never written": the name the store holds was, and the one given names
+            # another database (R1).
+            raise InspectError(
+                "database-not-found",
+                f"no database {database!r} ({db_id}) in space {space_id!r}: {alike}",
+            )
+        raise InspectError("database-not-found", _never_written(database, db_id, space_id))
     # The declared tables apply (R41: declared but never materialized reads as empty), or
     # for an injected file its own tables, re-checked against the path rules (R60).
     decl = declaration_from_handle(handle, db_id, space_id, store=root, roots=None)
@@ -1610,15 +1614,35 @@ def _result_columns(
 
 
 def _database_alike(space_file: Path, space_id: str, database: str) -> str:
-    """What to add to "no file for database …" when the space holds a top-level database whose
-    name is ``database`` in another Unicode form."""
+    """Why there is no database ``database`` when the space holds a top-level database whose
+    name is ``database`` in another Unicode form or another case (:func:`_alike`): the clauses
+    of :func:`_spelled_apart`, one for each such name, joined; "" when it holds none. The
+    names are those the space records in ``_cf_names`` (from a database's first write on), and
+    the Unicode forms of ``database`` itself (a store that recorded no names)."""
     forms = {unicodedata.normalize(form, database) for form in ("NFC", "NFD", "NFKC", "NFKD")}
     with read_only(space_file) as conn:
-        for other in sorted(forms - {database}):
-            held = derive_id("sqlite", space_id, other)
-            if conn.execute("SELECT 1 FROM _cf_cells WHERE id = ?", (held,)).fetchone():
-                return f" ({_spelled_apart('database', other, database)})"
-    return ""
+        candidates = forms | _recorded_databases(conn)
+        found = [
+            other
+            for other in sorted(candidates - {database})
+            if _alike(other, database)
+            and conn.execute(
+                "SELECT 1 FROM _cf_cells WHERE id = ?", (derive_id("sqlite", space_id, other),)
+            ).fetchone()
+        ]
+    return "; ".join(_spelled_apart("database", other, database) for other in found)
+
+
+def _recorded_databases(conn: apsw.Connection) -> set[str]:
+    """The names of the top-level databases a space file records in ``_cf_names`` (none when
+    another program's table stands there, or a name is not UTF-8)."""
+    try:
+        rows = conn.execute(
+            f"SELECT {as_bytes('name')} FROM _cf_names WHERE kind = 'database'"
+        ).fetchall()
+    except apsw.SQLError:  # no such table (an older store), or another program's
+        return set()
+    return {name for (raw,) in rows if (name := decoded(raw)) is not None}
 
 
 def _never_written(database: str, db_id: str, space_id: str) -> str:

@@ -16,7 +16,7 @@ import pytest
 
 import sqlite_cells as sc
 from sqlite_cells.cli._cli import main
-from sqlite_cells.cli._inspect import InspectError, find_space
+from sqlite_cells.cli._inspect import InspectError, find_space, query_store
 from sqlite_cells.codec import derive_id
 from sqlite_cells.files import DatabaseDropped, set_watermark
 from sqlite_cells.schema import db_file_name
@@ -1536,6 +1536,45 @@ def test_query_of_a_space_or_database_named_in_another_unicode_form_says_so(
     assert main(["query", str(store), "caf\xe9", "other", sql]) == 1
     assert "Unicode" not in capsys.readouterr().err  # an unrelated name: no such clause
     assert main(["--json", "query", str(store), "caf\xe9", "n\xe9", sql]) == 0
+    assert json.loads(capsys.readouterr().out)["rows"] == [{"n": 1}]
+    assert sorted(p.name for p in store.iterdir()) == files
+
+
+def test_a_database_named_in_another_case_says_which_the_store_holds(
+    store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """§6, R1: a database name is taken as written, case too, so 'notes' is no database of a
+    space holding 'Notes'; the refusal says which database it differs from only by case, as
+    for a space (it said the database "was never written", beside an `inspect` listing
+    'Notes'). A name the space never wrote keeps "never written"."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("Notes", tables=TABLES)
+        with space.transact():
+            db.exec("INSERT INTO events (n) VALUES (1)")
+    files = sorted(p.name for p in store.iterdir())
+    sql = "SELECT n FROM events"
+    for given in ("notes", "NOTES"):
+        with pytest.raises(InspectError) as info:
+            query_store(store, "demo", given, sql)
+        assert info.value.kind == "database-not-found"
+        assert isinstance(info.value, LookupError)
+        given_id = derive_id("sqlite", "demo", given)
+        assert str(info.value) == (
+            f"no database {given!r} ({given_id}) in space 'demo': the store holds the database "
+            f"'Notes', which differs from {given!r} only by case; names are compared as "
+            "written, case too: give the database as the store spells it"
+        )
+        assert main(["query", str(store), "demo", given, sql]) == 1
+        err = capsys.readouterr().err
+        assert str(info.value) in err and "never written" not in err
+    # Case and Unicode form at once.
+    assert main(["query", str(store), "demo", "NO\uff34ES", sql]) == 1
+    assert "differs from 'NO\\uff34ES' by case and code points" in capsys.readouterr().err
+    assert main(["query", str(store), "demo", "other", sql]) == 1
+    err = capsys.readouterr().err
+    assert "never written" in err and "store holds" not in err  # another name: no clause
+    assert main(["--json", "query", str(store), "demo", "Notes", sql]) == 0  # as it says
     assert json.loads(capsys.readouterr().out)["rows"] == [{"n": 1}]
     assert sorted(p.name for p in store.iterdir()) == files
 
