@@ -1556,6 +1556,11 @@ def test_check_says_a_renaming_commit_in_flight_is_rebuilt_or_quarantined_not_un
     assert "undo the one commit" not in looked.stdout
     assert "the file at version 2 lacks the table(s) ['ev']" in looked.stdout
     assert "run `sqlite-cells check --repair` to rebuild it from its space's log" in looked.stdout
+    # `query` reads nothing of it and says what a runtime does: a rebuild, not an undo.
+    queried = _cli("query", str(store), "demo", "events", "SELECT k FROM ev")
+    assert queried.returncode == 1 and "NeedsRepair" in queried.stderr, queried.stderr
+    assert "is damaged (" in queried.stderr and "undoes" not in queried.stderr
+    assert "a runtime rebuilds it from its space's log" in queried.stderr
     assert ": rebuilt, " in _cli("check", "--repair", str(store)).stdout
 
     other = tmp_path / "other"
