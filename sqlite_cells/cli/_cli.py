@@ -40,12 +40,14 @@ import errno
 import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from itertools import chain
 from pathlib import Path
 from typing import Any, TextIO, cast
 
 import apsw
+import msgspec
 
 from sqlite_cells.cli._catalog import TABLE_COLUMNS, CellRow, list_cells, list_tables
 from sqlite_cells.cli._entry import stop_output
@@ -67,8 +69,13 @@ from sqlite_cells.cli._output import (
     CheckedOutput,
     Format,
     OutputFailed,
+    csv_cell,
+    csv_line,
     error_kind,
     error_line,
+    finite,
+    json_for,
+    on_terminal,
     one_line,
     print_json,
     print_rows,
@@ -386,9 +393,26 @@ def _query(args: argparse.Namespace, out: TextIO) -> int:
     # every lock wait of the command (`main`), and the naming costs one connection per space
     # file and one look-up per linked cell (Namer), not a wait of its own.
     # Another space's file that cannot be read leaves its links unnamed, as `cells` does.
-    with Namer(store_dir(store), tuple(args.names), home=args.space, skip_damaged=True) as namer:
-        check_linked(linked, namer, args.space)
-        _print_result(result, args.fmt, namer, out)
+    if result.batches is None:
+        with Namer(
+            store_dir(store), tuple(args.names), home=args.space, skip_damaged=True
+        ) as namer:
+            check_linked(linked, namer, args.space)
+            _print_result(result, args.fmt, namer, out)
+        return OK
+    # --csv, --ndjson and --json print the rows as they are read, a batch at a time (one read
+    # transaction all along); the statement has run to its first batch (or its end) before
+    # anything is printed, so that a read it refuses is said before a link parameter is.
+    batches = result.batches
+    try:
+        first = next(batches)
+        with Namer(
+            store_dir(store), tuple(args.names), home=args.space, skip_damaged=True
+        ) as namer:
+            check_linked(linked, namer, args.space)
+            _print_streamed(result, first, batches, args.fmt, namer, out)
+    finally:
+        batches.close()
     return OK
 
 
@@ -409,6 +433,7 @@ def _read(
             params,
             timeout=args.timeout,
             timeout_setting="--timeout",
+            stream=args.fmt is not Format.TEXT,
         )
     except SqliteCellsError as exc:
         if isinstance(exc, QueryError) or not waited_for_lock(exc):
@@ -471,6 +496,52 @@ def _print_result(result: QueryResult, fmt: Format, namer: Namer, out: TextIO) -
         print_rows(rows_for_json(result.rows, namer), fmt, out)
     else:
         print_rows(rows_for_text(result.rows, namer), fmt, out, columns=columns)
+
+
+def _print_streamed(
+    result: QueryResult,
+    first: tuple[int, tuple[str, ...], list[dict[str, Any]]],
+    batches: Iterator[tuple[int, tuple[str, ...], list[dict[str, Any]]]],
+    fmt: Format,
+    namer: Namer,
+    out: TextIO,
+) -> None:
+    """``query``'s result in ``fmt`` (not the text table) as :func:`_print_result` prints it,
+    written a batch at a time as the rows are read: ``first`` is the first batch (its rows
+    empty for a result without rows), ``batches`` the rest. An error of the read met after some
+    rows were written leaves them written and is raised (the command says it and exits 1); a
+    JSON document is then left unclosed, so that no reader takes it for the whole result."""
+    seq, names, rows = first
+    if fmt is Format.JSON:
+        head = json_for(
+            msgspec.json.format(
+                msgspec.json.encode(replace(result, seq=seq, batches=None).to_json()), indent=2
+            ).decode(),
+            out,
+        )
+        # "rows" is the object's last member: its empty array is opened here, closed at the end.
+        head = head.removesuffix("[]\n}")
+        out.write(head + "[")
+        written = False
+        for _seq, _names, batch in chain([first], batches):
+            if not batch:
+                continue
+            encoded = msgspec.json.encode(finite(rows_for_json(batch, namer)))
+            # The batch's array as print_json indents it, without its brackets, one level in.
+            text = msgspec.json.format(encoded, indent=2).decode()[1:-2].replace("\n", "\n  ")
+            out.write(("," if written else "") + json_for(text, out))
+            written = True
+        out.write("\n  ]\n}\n" if written else "]\n}\n")
+    elif fmt is Format.NDJSON:
+        for _seq, _names, batch in chain([first], batches):
+            print_rows(rows_for_json(batch, namer), fmt, out)
+    else:
+        header = list(names) if rows else list(result.columns)
+        line = csv_line(on_terminal=on_terminal(out))
+        out.write(line(header))
+        for _seq, _names, batch in chain([first], batches):
+            for row in rows_for_text(batch, namer):
+                out.write(line([csv_cell(finite(row.get(name))) for name in header]))
 
 
 def _tables(args: argparse.Namespace, out: TextIO) -> int:
@@ -744,10 +815,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return FINDING
 
 
-# (A query's whole result is read, in one read transaction, before any of it is printed.)
+# (The text table reads a query's whole result, in one read transaction, before it aligns its
+# columns; --csv, --ndjson and --json print the rows as they are read.)
 _OUT_OF_MEMORY = (
-    "the command ran out of memory (a query's result is read whole before it is printed): "
-    "select fewer rows or columns (LIMIT and OFFSET read it in parts), or give the process "
+    "the command ran out of memory (a query's result is read whole before it is printed as a "
+    "table): select fewer rows or columns (LIMIT and OFFSET read it in parts), print it with "
+    "--csv, --ndjson or --json, which print the rows as they are read, or give the process "
     "more memory; nothing was written"
 )
 

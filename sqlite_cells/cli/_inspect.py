@@ -25,7 +25,7 @@ import os
 import re
 import stat
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -84,7 +84,7 @@ from sqlite_cells.files import (
     unread_wal,
     unread_wal_advice,
 )
-from sqlite_cells.read import ReadPool, Rows, read_rows
+from sqlite_cells.read import ReadPool, Rows, read_rows, stream_rows
 from sqlite_cells.runtime import (
     DEFAULT_STORE,
     FORMAT_VERSION,
@@ -690,6 +690,9 @@ class QueryResult:
     seq: int  # the database's watermark, read in the same transaction as the rows
     rows: Rows
     columns: tuple[str, ...] = ()  # the statement's result columns (for a header without rows)
+    # Read as they are taken (``query_store(..., stream=True)``): ``rows`` is empty, ``seq``
+    # comes with each batch.
+    batches: Generator[tuple[int, tuple[str, ...], Rows], None, None] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -1454,6 +1457,7 @@ def query_store(
     *,
     timeout: float = QUERY_TIMEOUT,
     timeout_setting: str = "timeout",
+    stream: bool = False,
 ) -> QueryResult:
     """Run one guarded read (R20–R24) on a database of ``space_id``. ``database`` is the name
     given to ``space.sqlite_database(name)`` at top level, or a raw ``of:…`` id (for databases
@@ -1465,6 +1469,11 @@ def query_store(
     ``params`` binds the statement's parameters (a tuple for ``?``, a dict for ``:name``);
     ``timeout`` is the read's deadline in seconds (R44); a read past it names it as
     ``timeout_setting`` (the command line's ``--timeout``).
+
+    With ``stream``, a database cell's rows are not read here: the result's ``batches`` read
+    them (``(seq, names, rows)`` per batch, in one read transaction) as they are taken, and an
+    error of the read is raised there (an injected file is read whole all the same: its read
+    may be made again when its program wrote it meanwhile, R60).
 
     Raises :class:`GuardViolation` for a refused statement, :class:`QueryError` when it fails,
     :class:`InspectError` when the store, the space or the database file does not exist,
@@ -1530,17 +1539,50 @@ def query_store(
         raise InspectError("database-not-found", _never_written(database, db_id, space_id))
     columns = _result_columns(decl, sql, params)
     _refuse_repeated_columns(db_id, sql, columns)
-    pool = ReadPool(1, timeout_setting=timeout_setting)
     pin = recorded_pin(handle)  # R60: the file the handle registered is the file read
+    if not stream or decl.kind is not SourceKind.CELL:
+        rows, seq = _read_whole(decl, pin, sql, params, timeout, timeout_setting)
+        return QueryResult(
+            space_id, db_id, decl.path.name, seq, rows, columns or (tuple(rows[0]) if rows else ())
+        )
+    batches = _read_streamed(decl, pin, sql, params, timeout, timeout_setting)
+    return QueryResult(space_id, db_id, decl.path.name, 0, [], columns, batches)
+
+
+def _read_whole(
+    decl: Declaration,
+    pin: Any,
+    sql: str,
+    params: tuple[Any, ...] | dict[str, Any],
+    timeout: float,
+    timeout_setting: str,
+) -> tuple[list[dict[str, Any]], int]:
+    pool = ReadPool(1, timeout_setting=timeout_setting)
     if pin is not None:
-        pool.pins.adopt(db_id, pin)
+        pool.pins.adopt(decl.db_id, pin)
     try:
-        rows, seq = read_rows(pool, decl, sql, params, timeout=timeout)
+        return read_rows(pool, decl, sql, params, timeout=timeout)
     finally:
         pool.close()
-    return QueryResult(
-        space_id, db_id, decl.path.name, seq, rows, columns or (tuple(rows[0]) if rows else ())
-    )
+
+
+def _read_streamed(
+    decl: Declaration,
+    pin: Any,
+    sql: str,
+    params: tuple[Any, ...] | dict[str, Any],
+    timeout: float,
+    timeout_setting: str,
+) -> Generator[tuple[int, tuple[str, ...], list[dict[str, Any]]], None, None]:
+    pool = ReadPool(1, timeout_setting=timeout_setting)
+    if pin is not None:
+        pool.pins.adopt(decl.db_id, pin)
+    batches = stream_rows(pool, decl, sql, params, timeout=timeout)
+    try:
+        yield from batches
+    finally:
+        batches.close()  # (the read ends before its connection is closed)
+        pool.close()
 
 
 def _names_a_database(root: Path, space_file: Path, db_id: str, data: bytes | None) -> bool:

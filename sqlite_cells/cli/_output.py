@@ -33,9 +33,12 @@ __all__ = [
     "CheckedOutput",
     "Format",
     "OutputFailed",
+    "csv_cell",
+    "csv_line",
     "error_kind",
     "error_line",
     "finite",
+    "on_terminal",
     "one_line",
     "print_json",
     "print_rows",
@@ -261,7 +264,7 @@ def _json_value(value: Any, namer: Namer) -> Any:
     return namer.as_json(link) if link is not None else _named_inside(value, namer, as_json=True)
 
 
-def _csv_cell(value: Any) -> Any:
+def csv_cell(value: Any) -> Any:
     if value is None:
         return ""
     if type(value) is str and value.startswith(LINK_MARK):
@@ -300,10 +303,10 @@ def print_rows(
             out.write(json_for(msgspec.json.encode(finite(row)).decode(), out) + "\n")
     elif fmt is Format.CSV:
         names = list(columns) if columns is not None else _columns(rows)
-        line = _csv_line(on_terminal=_on_terminal(out))
+        line = csv_line(on_terminal=on_terminal(out))
         out.write(line(names))
         for row in rows:
-            out.write(line([_csv_cell(finite(row.get(name))) for name in names]))
+            out.write(line([csv_cell(finite(row.get(name))) for name in names]))
     else:
         # One large write, as JSON's: whole, or BrokenPipeError when the reader goes away.
         # (The table spells an infinity itself, and quotes the text spelled so: no finite().)
@@ -311,7 +314,7 @@ def print_rows(
         write_whole(table + "\n", out)
 
 
-def _on_terminal(out: TextIO) -> bool:
+def on_terminal(out: TextIO) -> bool:
     try:
         return out.isatty()
     except (AttributeError, OSError, ValueError):  # not a file, or a closed one
@@ -324,7 +327,7 @@ def _on_terminal(out: TextIO) -> bool:
 _NOT_PLAIN: Final = re.compile(r"[^\t\n\r\x20-\x7e]+")
 
 
-def _csv_line(*, on_terminal: bool = False) -> Callable[[Sequence[Any]], str]:
+def csv_line(*, on_terminal: bool = False) -> Callable[[Sequence[Any]], str]:
     """A function that writes one CSV record, ended by ``\\n``. The csv module quotes a field
     holding a character of its line terminator only: with ``\\n`` alone, a carriage return in
     a value went out bare, and every CSV reader ends the record there. Written with ``\\r\\n``,

@@ -20,6 +20,7 @@ from sqlite_cells.read._reader import Rows as Rows
 from sqlite_cells.read._reader import Statement as Statement
 from sqlite_cells.read._reader import StatementResult as StatementResult
 from sqlite_cells.read._reader import read_rows as read_rows
+from sqlite_cells.read._reader import stream_rows as stream_rows
 from sqlite_cells.read._rows import build_rows as build_rows
 from sqlite_cells.read._rows import decode_cf_link as decode_cf_link
 from sqlite_cells.read._rows import row_decoder as row_decoder
@@ -51,5 +52,6 @@ __all__ = [
     "row_decoder",
     "runs_own_code",
     "shown_as_is",
+    "stream_rows",
     "text_table",
 ]

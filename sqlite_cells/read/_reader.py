@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import contextlib
 import math
+import queue
 import re
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -108,6 +109,7 @@ __all__ = [
     "read_batch",
     "read_rows",
     "short_steps",
+    "stream_rows",
 ]
 
 Rows = list[dict[str, Any]]
@@ -122,6 +124,9 @@ class Statement:
 
     sql: str
     params: Bound
+    # Given, the rows are handed to it in batches as they are read (names, row tuples) and the
+    # result holds none (``stream_rows``).
+    sink: Callable[[tuple[str, ...], list[tuple[Any, ...]]], None] | None = None
 
 
 # A live query's rows of its last run and their digest (see ``_same.digest``).
@@ -292,6 +297,110 @@ def read_rows(
     if result.error is not None:
         raise result.error
     return result.as_dicts(), seq
+
+
+class _Stopped(Exception):
+    """The receiver of a streamed read stopped taking its rows (see :func:`stream_rows`)."""
+
+
+def stream_rows(
+    pool: ReadPool, decl: Declaration, sql: str, params: Bound, *, timeout: float
+) -> Generator[tuple[int, tuple[str, ...], Rows], None, None]:
+    """:func:`read_rows` handing the rows on in batches as they are read, in the same one read
+    transaction (one snapshot): yields ``(seq, names, rows)`` per batch of at most
+    :data:`STREAM_BATCH` dicts, or once with no rows for a result without any, so that memory
+    stays a few batches whatever the row count. An error of the read is raised where it is met,
+    after the batches read before it.
+
+    The time the read waits for the caller to take a batch (a slow reader of the output) does
+    not count in ``timeout`` (R44 bounds the read's own work, as when it was read whole before
+    anything was written). Leaving the iteration early (``close()``, an error of the caller)
+    ends the read: its statement is reset and the transaction ended. Not for an injected file
+    (R60), whose read may be made again when its program wrote it meanwhile."""
+    tracker = Tracker()
+    handed: queue.Queue[tuple[tuple[str, ...], Rows]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+    box: list[Any] = []
+    waiting = [False]  # the read waits for the caller: its deadline stands still meanwhile
+
+    def sink(names: tuple[str, ...], batch: list[tuple[Any, ...]]) -> None:
+        rows = _dict_builder(names)(batch)
+        with tracker.lock:
+            waiting[0] = True
+        began = time.monotonic()
+        try:
+            while True:
+                if stop.is_set():
+                    raise _Stopped
+                try:
+                    handed.put((names, rows), timeout=_WATCH_EVERY)
+                    break
+                except queue.Full:
+                    continue
+        finally:
+            waited = time.monotonic() - began
+            with tracker.lock:
+                waiting[0] = False
+                tracker.deadline += waited
+                if tracker.pooled is not None:
+                    tracker.pooled.deadline += waited
+
+    def run() -> None:
+        try:
+            statement = Statement(sql, params, sink)
+            box.append(read_batch(pool, decl, [statement], timeout=timeout, tracker=tracker))
+        except BaseException as exc:  # handed to the caller below
+            box.append(exc)
+
+    helper = threading.Thread(target=run, name="sqlite-cells-read", daemon=True)
+    try:
+        helper.start()
+    except RuntimeError as exc:
+        raise QueryError(
+            decl.db_id,
+            sql,
+            f"the read runs on a thread of its own, to keep its deadline, and this process may "
+            f"start no more threads ({exc}: the system's limit on threads or processes); "
+            "nothing was read: close programs or runtimes no longer used or raise the limit, "
+            "then try again",
+        ) from exc
+    handed_on = False
+    try:
+        while True:
+            try:
+                names, rows = handed.get(timeout=_WATCH_EVERY)
+            except queue.Empty:
+                if not helper.is_alive():
+                    if handed.empty():
+                        break
+                    continue
+                with tracker.lock:
+                    late = not waiting[0] and time.monotonic() > tracker.deadline + _GRACE
+                if late:
+                    _interrupt(tracker)
+                    raise QueryTimeout(
+                        decl.db_id,
+                        sql,
+                        f"still running {timeout}s ({pool.timeout_setting}) later: narrow the "
+                        "query",
+                    ) from None
+                continue
+            handed_on = True
+            yield tracker.seq, names, rows
+        found = box[0]
+        if isinstance(found, BaseException):
+            raise found
+        seq, (result,) = found
+        if result.error is not None:
+            raise result.error
+        if not handed_on:
+            yield seq, result.names, []
+    finally:
+        # Done, or the caller left (Ctrl-C, a closed output): the read stops too.
+        stop.set()
+        if helper.is_alive():
+            _interrupt(tracker)
+            helper.join(_GRACE)
 
 
 def read_batch(
@@ -899,7 +1008,15 @@ def _with_invalid_text(
             f"CASE WHEN typeof({q}) = 'text' THEN NULL ELSE {q} END"
             for q in quoted
         )
-        wrapped = Statement(f"SELECT {columns} FROM ({inner}\n)", stmt.params)
+        invalid: set[str] = set()
+        rows: list[tuple[Any, ...]] = []
+
+        def scan(_names: tuple[str, ...], batch: list[tuple[Any, ...]]) -> None:
+            _as_bytes(batch, names, invalid, None)
+
+        # A streamed read keeps no rows: only which columns hold such text is looked for.
+        sink = scan if stmt.sink is not None else None
+        wrapped = Statement(f"SELECT {columns} FROM ({inner}\n)", stmt.params, sink)
         plan.cursor = pooled.conn.cursor()
         result = _execute(pooled, plan.cursor, plan.policy, wrapped, None)
     except (apsw.Error, UnicodeError, OverflowError, KeyError, TypeError):
@@ -907,9 +1024,20 @@ def _with_invalid_text(
             plan.cursor.close(True)  # (see _run_one)
         plan.cursor = pooled.conn.cursor()
         return None
-    invalid: set[str] = set()
-    rows: list[tuple[Any, ...]] = []
-    for pairs in result.rows:
+    _as_bytes(result.rows, names, invalid, rows)
+    return StatementResult(names, rows, result.read_set, invalid_text=frozenset(invalid))
+
+
+def _as_bytes(
+    read: list[tuple[Any, ...]],
+    names: tuple[str, ...],
+    invalid: set[str],
+    rows: list[tuple[Any, ...]] | None,
+) -> None:
+    """Rows read by :func:`_with_invalid_text`'s statement (two columns per column) as rows
+    with each text that is not UTF-8 as its bytes, added to ``rows`` (when given), and its
+    column's name to ``invalid``."""
+    for pairs in read:
         values: list[Any] = []
         for i, name in enumerate(names):
             text, other = pairs[2 * i], pairs[2 * i + 1]
@@ -921,8 +1049,8 @@ def _with_invalid_text(
             except UnicodeDecodeError:
                 invalid.add(name)
                 values.append(bytes(text))
-        rows.append(tuple(values))
-    return StatementResult(names, rows, result.read_set, invalid_text=frozenset(invalid))
+        if rows is not None:
+            rows.append(tuple(values))
 
 
 def _body_text(sql: str) -> str:
@@ -1186,7 +1314,7 @@ def _execute(
             rows: list[tuple[Any, ...]] = []
         else:
             names = _NAMES.get(description) or _names(description)
-            rows = cursor.fetchall()
+            rows = cursor.fetchall() if stmt.sink is None else _streamed(cursor, names, stmt.sink)
     except apsw.Error as exc:
         if record is not None and pooled.prepared is not None:
             # It failed as it ran (a function's error, its deadline), after SQLite prepared
@@ -1205,6 +1333,42 @@ def _execute(
     result = StatementResult(names, rows, _read_map(record, stmt.sql, pooled.conn))
     result.functions = frozenset(functions or ())
     return result
+
+
+# Rows per batch of a streamed read: the memory it holds is a few batches, whatever the count.
+STREAM_BATCH: Final = 1000
+
+
+def _streamed(
+    cursor: apsw.Cursor,
+    names: tuple[str, ...],
+    sink: Callable[[tuple[str, ...], list[tuple[Any, ...]]], None],
+) -> list[tuple[Any, ...]]:
+    """Hand ``cursor``'s rows to ``sink`` in batches of :data:`STREAM_BATCH`; none kept. A
+    statement that fails as it runs hands on the rows read before it failed, then raises."""
+    rows = iter(cursor)
+    while True:
+        batch: list[tuple[Any, ...]] = []
+        failed: BaseException | None = None
+        try:
+            for row in rows:
+                batch.append(row)
+                if len(batch) >= STREAM_BATCH:
+                    break
+        except Exception as exc:  # (an error of the statement, or text that is not UTF-8)
+            failed = exc
+        if batch:
+            try:
+                sink(names, batch)
+            except BaseException:
+                # The receiver gave up: the statement is reset, not left holding the snapshot.
+                with contextlib.suppress(apsw.Error):
+                    cursor.close(True)
+                raise
+        if failed is not None:
+            raise failed
+        if len(batch) < STREAM_BATCH:
+            return []
 
 
 _NAMES: dict[tuple[tuple[str, str], ...], tuple[str, ...]] = {}

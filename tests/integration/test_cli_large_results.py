@@ -262,8 +262,9 @@ def test_a_query_linking_into_many_spaces_holds_few_files_open(many_spaces: Path
 
 
 def test_a_result_too_large_for_memory_says_so(tmp_path: Path) -> None:
-    """Errors, §6: a query whose whole result does not fit in the process's memory (it is read
-    whole, in one read transaction, before it is printed) is a finding that says what to do,
+    """Errors, §6: a query whose whole result does not fit in the process's memory (the text
+    table reads it whole, in one read transaction, before it is printed; the other formats
+    print rows as they are read: `test_cli_streamed_output`) is a finding that says what to do,
     not an "internal error, please report it"."""
     store = tmp_path / "store"
     with sc.Runtime(store) as rt:
@@ -275,7 +276,7 @@ def test_a_result_too_large_for_memory_says_so(tmp_path: Path) -> None:
         "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 50000000) "
         "SELECT x, printf('%040d', x) AS s FROM c"
     )
-    command = ["query", "--ndjson", "--timeout", "120", str(store), "a", "d", rows]
+    command = ["query", "--timeout", "120", str(store), "a", "d", rows]
     done = run_cli_limited("RLIMIT_AS", 700 << 20, *command)
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
