@@ -262,18 +262,7 @@ def read_rows(
         except BaseException as exc:  # handed to the caller below
             box.append(exc)
 
-    helper = threading.Thread(target=run, name="sqlite-cells-read", daemon=True)
-    try:
-        helper.start()
-    except RuntimeError as exc:  # no thread to be had: the read could not keep its deadline
-        raise QueryError(
-            decl.db_id,
-            sql,
-            f"the read runs on a thread of its own, to keep its deadline, and this process may "
-            f"start no more threads ({exc}: the system's limit on threads or processes); "
-            "nothing was read: close programs or runtimes no longer used or raise the limit, "
-            "then try again",
-        ) from exc
+    helper = _read_thread(run, decl.db_id, sql)
     try:
         while helper.is_alive():
             helper.join(_WATCH_EVERY)
@@ -352,18 +341,7 @@ def stream_rows(
         except BaseException as exc:  # handed to the caller below
             box.append(exc)
 
-    helper = threading.Thread(target=run, name="sqlite-cells-read", daemon=True)
-    try:
-        helper.start()
-    except RuntimeError as exc:
-        raise QueryError(
-            decl.db_id,
-            sql,
-            f"the read runs on a thread of its own, to keep its deadline, and this process may "
-            f"start no more threads ({exc}: the system's limit on threads or processes); "
-            "nothing was read: close programs or runtimes no longer used or raise the limit, "
-            "then try again",
-        ) from exc
+    helper = _read_thread(run, decl.db_id, sql)
     handed_on = False
     try:
         while True:
@@ -1715,3 +1693,21 @@ def _empty_copy(schema: Schema) -> PooledConnection:
         conn.execute(statement)
     conn.limit(apsw.SQLITE_LIMIT_LENGTH, DEFAULT_LENGTH_LIMIT)
     return PooledConnection(Path(":memory:"), conn)
+
+
+def _read_thread(run: Callable[[], None], db_id: str, sql: str) -> threading.Thread:
+    """The started thread a read of the command line runs on, to keep its deadline; no thread
+    to be had is a :class:`QueryError` saying nothing was read and what to do."""
+    helper = threading.Thread(target=run, name="sqlite-cells-read", daemon=True)
+    try:
+        helper.start()
+    except RuntimeError as exc:
+        raise QueryError(
+            db_id,
+            sql,
+            f"the read runs on a thread of its own, to keep its deadline, and this process may "
+            f"start no more threads ({exc}: the system's limit on threads or processes); "
+            "nothing was read: close programs or runtimes no longer used or raise the limit, "
+            "then try again",
+        ) from exc
+    return helper

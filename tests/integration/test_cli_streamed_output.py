@@ -144,10 +144,15 @@ def test_the_memory_of_a_streamed_result_does_not_grow_with_its_rows(tmp_path: P
         "SELECT x, printf('%040d', x) AS s FROM c"
     )
     limit = 250 << 20
-    streamed = run_cli_limited("RLIMIT_AS", limit, "query", "--csv", str(store), "a", "d", rows)
+    # A deadline far past the read's time on a loaded machine: this is about memory.
+    streamed = run_cli_limited(
+        "RLIMIT_AS", limit, "query", "--csv", "--timeout", "120", str(store), "a", "d", rows
+    )
     assert streamed.returncode == 0, streamed.stderr
     lines = streamed.stdout.splitlines()
     assert len(lines) == 1_000_001 and lines[-1] == f"1000000,{1000000:040d}"
-    whole = run_cli_limited("RLIMIT_AS", limit, "query", str(store), "a", "d", rows)
+    whole = run_cli_limited(
+        "RLIMIT_AS", limit, "query", "--timeout", "120", str(store), "a", "d", rows
+    )
     assert whole.returncode == 1
     assert whole.stderr.startswith("sqlite-cells: the command ran out of memory"), whole.stderr
