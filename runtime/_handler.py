@@ -17,7 +17,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar, overload
 from sqlite_cells.codec import ConflictError, SqliteCellsError, TransactionError, brief_repr
 from sqlite_cells.runtime._boundary import InvalidArgument, checked_arguments
 from sqlite_cells.runtime._leaving import Leaving
-from sqlite_cells.runtime._lock_holder import LockHolder
+from sqlite_cells.runtime._lock_holder import LockHolder, settle_future
 from sqlite_cells.runtime._lock_wait import abandon_lock_waits_on
 from sqlite_cells.runtime._space_file import LOCK_PATIENCE, SpaceFile
 from sqlite_cells.runtime._streams import AWAKE_EVERY
@@ -461,7 +461,7 @@ def _off_loop(work: Callable[[], _T]) -> asyncio.Future[_T]:
         except BaseException as exc:
             result = exc
         with contextlib.suppress(RuntimeError):  # (a loop closed meanwhile: nobody to tell)
-            loop.call_soon_threadsafe(_settle, outcome, result)
+            loop.call_soon_threadsafe(settle_future, outcome, result)
 
     try:
         loop.run_in_executor(None, run)
@@ -474,15 +474,6 @@ def _off_loop(work: Callable[[], _T]) -> asyncio.Future[_T]:
                 "no longer used or raise the limit on threads, then call it again"
             ) from exc
     return outcome
-
-
-def _settle(future: asyncio.Future[Any], outcome: object) -> None:
-    if future.done():
-        return
-    if isinstance(outcome, BaseException):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)
 
 
 async def _awake_until(work: asyncio.Future[Any]) -> Any:

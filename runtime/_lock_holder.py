@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from sqlite_cells.runtime._space_file import SpaceFile
     from sqlite_cells.runtime._tx import Transaction
 
-__all__ = ["LockHolder"]
+__all__ = ["LockHolder", "settle_future"]
 
 
 class LockHolder:
@@ -114,7 +114,7 @@ class LockHolder:
         """Settle ``future`` on its loop with a result, or an exception when ``outcome`` is one
         (a loop closed meanwhile has nobody left to tell)."""
         with contextlib.suppress(RuntimeError):
-            self._loop.call_soon_threadsafe(functools.partial(_settle, future, outcome))
+            self._loop.call_soon_threadsafe(functools.partial(settle_future, future, outcome))
 
 
 def _retrieved(future: asyncio.Future[Any]) -> None:
@@ -122,7 +122,9 @@ def _retrieved(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-def _settle(future: asyncio.Future[Any], outcome: object) -> None:
+def settle_future(future: asyncio.Future[Any], outcome: object) -> None:
+    """Give ``future`` ``outcome`` (an exception is raised by it), unless it is done already (its
+    awaiter gave up). Called on the future's loop."""
     if future.done():
         return
     if isinstance(outcome, BaseException):

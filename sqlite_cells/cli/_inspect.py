@@ -1549,6 +1549,14 @@ def query_store(
     return QueryResult(space_id, db_id, decl.path.name, 0, [], columns, batches)
 
 
+def _one_reader(decl: Declaration, pin: Any, timeout_setting: str) -> ReadPool:
+    """The pool of one reader a command's read runs on, holding the file's pin if it has one."""
+    pool = ReadPool(1, timeout_setting=timeout_setting)
+    if pin is not None:
+        pool.pins.adopt(decl.db_id, pin)
+    return pool
+
+
 def _read_whole(
     decl: Declaration,
     pin: Any,
@@ -1557,9 +1565,7 @@ def _read_whole(
     timeout: float,
     timeout_setting: str,
 ) -> tuple[list[dict[str, Any]], int]:
-    pool = ReadPool(1, timeout_setting=timeout_setting)
-    if pin is not None:
-        pool.pins.adopt(decl.db_id, pin)
+    pool = _one_reader(decl, pin, timeout_setting)
     try:
         return read_rows(pool, decl, sql, params, timeout=timeout)
     finally:
@@ -1574,9 +1580,7 @@ def _read_streamed(
     timeout: float,
     timeout_setting: str,
 ) -> Generator[tuple[int, tuple[str, ...], list[dict[str, Any]]], None, None]:
-    pool = ReadPool(1, timeout_setting=timeout_setting)
-    if pin is not None:
-        pool.pins.adopt(decl.db_id, pin)
+    pool = _one_reader(decl, pin, timeout_setting)
     batches = stream_rows(pool, decl, sql, params, timeout=timeout)
     try:
         yield from batches
